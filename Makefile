@@ -1,0 +1,148 @@
+# fpd / fpctl build.
+#
+#   make            build fpd, fpctl and the BPF objects (installs missing Debian packages)
+#   make test       unit tests (plain and ASan/UBSan), short fuzz runs, integration tests
+#   make demo       start fpd and the demo service, show the main commands against it
+#   make bench      benchmarks side by side with peers -> bench/RESULTS.md
+#   make fuzz       long fuzz runs (FUZZ_SECONDS each, default 600)
+#   make install    install into PREFIX (default /usr/local) with the systemd unit
+#
+# Objects go to build/ (build/san/ for the sanitizer build, build/fuzz/ for fuzzers).
+
+CC       ?= gcc
+CLANG    ?= clang
+BPFTOOL  ?= bpftool
+PYTHON   ?= /usr/bin/python3
+PREFIX   ?= /usr/local
+ARCH     := $(shell uname -m)
+BUILD    ?= build
+SAN      ?= 0
+
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers \
+	       -Iinclude -I$(BUILD)/bpf
+ifeq ($(SAN),1)
+CFLAGS_MODE := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDFLAGS_MODE := -fsanitize=address,undefined
+else
+CFLAGS_MODE := -O2
+LDFLAGS_MODE :=
+endif
+CFLAGS  += $(CFLAGS_BASE) $(CFLAGS_MODE)
+LDLIBS_FPD   := -lbpf -ldw -lelf -lz -ljansson -lpthread
+LDLIBS_FPCTL := -ljansson -ledit -lncurses
+
+# Debian packages the build, the tests and the demo need.
+DEB_PACKAGES := gcc make clang llvm libclang-rt-14-dev libbpf-dev bpftool libelf-dev libdw-dev \
+	zlib1g-dev libjansson-dev libedit-dev libncurses-dev libcmocka-dev pkg-config \
+	python3-pytest gdb util-linux procps
+DEPS_STAMP := build/.deps-$(shell echo $(DEB_PACKAGES) | md5sum | cut -c1-8)
+
+COMMON_SRC := $(wildcard common/*.c)
+DAEMON_SRC := $(wildcard daemon/*.c daemon/py/*.c)
+CLI_SRC    := $(wildcard cli/*.c)
+BPF_SRC    := $(wildcard bpf/*.bpf.c)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+COMMON_OBJ := $(call obj,$(COMMON_SRC))
+DAEMON_OBJ := $(call obj,$(filter-out daemon/fpd.c,$(DAEMON_SRC)))
+CLI_OBJ    := $(call obj,$(filter-out cli/fpctl.c,$(CLI_SRC)))
+BPF_OBJ    := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRC))
+BPF_SKEL   := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.skel.h,$(BPF_SRC))
+UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+FUZZ_BIN   := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
+
+.PHONY: all deps test unit unit-san fuzz-smoke integration fuzz demo bench install clean format
+.DELETE_ON_ERROR:
+
+all: $(DEPS_STAMP) $(BUILD)/fpd $(BUILD)/fpctl
+
+deps: $(DEPS_STAMP)
+
+# Installs what is missing, once; `apt-get update` only when something is.
+$(DEPS_STAMP):
+	@missing=""; for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages:$$missing (run make as root to install them)"; exit 1; fi; \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+	fi
+	@mkdir -p build && touch $@
+
+# BPF: vmlinux.h from the running kernel's BTF, clang -target bpf, skeletons.
+$(BUILD)/bpf/vmlinux.h: | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
+
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(BUILD)/bpf/vmlinux.h $(wildcard include/fp/*.h)
+	$(CLANG) -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_x86 -Iinclude -I$(BUILD)/bpf \
+		-I/usr/include/$(ARCH)-linux-gnu -c $< -o $@
+
+$(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
+	$(BPFTOOL) gen skeleton $< > $@
+
+$(BUILD)/obj/%.o: %.c $(BPF_SKEL) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/fpd: $(BUILD)/obj/daemon/fpd.o $(DAEMON_OBJ) $(COMMON_OBJ)
+	$(CC) $(LDFLAGS_MODE) -o $@ $^ $(LDLIBS_FPD)
+
+$(BUILD)/fpctl: $(BUILD)/obj/cli/fpctl.o $(CLI_OBJ) $(COMMON_OBJ)
+	$(CC) $(LDFLAGS_MODE) -o $@ $^ $(LDLIBS_FPCTL)
+
+# Each unit test links every daemon, cli and common object but the two mains.
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(DAEMON_OBJ) $(CLI_OBJ) $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_MODE) -o $@ $^ -lcmocka $(LDLIBS_FPD) -ledit -lncurses
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+unit-san:
+	$(MAKE) --no-print-directory SAN=1 BUILD=build/san unit
+
+# libFuzzer harnesses: clang, ASan + UBSan, all sources but the mains.
+FUZZ_LIB_SRC := $(filter-out daemon/fpd.c cli/fpctl.c,$(DAEMON_SRC) $(CLI_SRC) $(COMMON_SRC))
+FUZZ_CFLAGS := $(CFLAGS_BASE) -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC) $(BPF_SKEL) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB_SRC) $(LDLIBS_FPD) -ledit -lncurses
+
+FUZZ_SECONDS ?= 600
+fuzz-smoke: $(FUZZ_BIN)
+	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p build/fuzz/corpus-$$n; \
+		echo "== $$n (20 s)"; $$f -max_total_time=20 -print_final_stats=0 build/fuzz/corpus-$$n tests/fuzz/seeds/$$n 2>&1 | tail -n 2; done
+
+fuzz: $(FUZZ_BIN)
+	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p build/fuzz/corpus-$$n; \
+		echo "== $$n ($(FUZZ_SECONDS) s)"; $$f -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-$$n tests/fuzz/seeds/$$n; done
+
+integration: all
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
+test: all unit unit-san fuzz-smoke
+	$(MAKE) --no-print-directory SAN=1 BUILD=build/san build/san/fpd build/san/fpctl
+	$(PYTHON) -m pytest -p no:cacheprovider -ra tests/integration
+
+demo: all
+	tools/demo.sh
+
+bench: all
+	bench/run.sh
+
+install: all
+	install -D -m 0755 $(BUILD)/fpd $(DESTDIR)$(PREFIX)/sbin/fpd
+	install -D -m 0755 $(BUILD)/fpctl $(DESTDIR)$(PREFIX)/bin/fpctl
+	install -D -m 0644 tools/fpd.service $(DESTDIR)/etc/systemd/system/fpd.service
+
+format:
+	clang-format -i $$(find common daemon cli agent tests/unit tests/fuzz include bpf -name '*.[ch]' 2>/dev/null)
+
+clean:
+	rm -rf build

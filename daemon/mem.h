@@ -1,0 +1,59 @@
+/*
+ * Reading another process's memory.
+ *
+ * Every reader of target memory goes through struct fp_mem, so that the same
+ * code walks a live process (process_vm_readv, falling back to /proc/PID/mem)
+ * or a buffer (unit tests, fuzzers).  Everything read is untrusted: callers
+ * bound every length and check every pointer they follow.
+ */
+#ifndef FP_MEM_H
+#define FP_MEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct fp_mem {
+	/* Reads len bytes at addr into buf: 0, or -errno (-EFAULT when unmapped). */
+	int (*read)(void *ctx, uint64_t addr, void *buf, size_t len);
+	void *ctx;
+};
+
+/* One piece of a batched read. */
+struct fp_mem_req {
+	uint64_t addr;
+	void *buf;
+	size_t len;
+	int err; /* out: 0 or -errno */
+};
+
+int fp_mem_read(const struct fp_mem *m, uint64_t addr, void *buf, size_t len);
+int fp_mem_read_u64(const struct fp_mem *m, uint64_t addr, uint64_t *out);
+int fp_mem_read_i32(const struct fp_mem *m, uint64_t addr, int32_t *out);
+/* Reads a NUL-terminated string of at most cap-1 bytes. */
+int fp_mem_read_cstr(const struct fp_mem *m, uint64_t addr, char *out, size_t cap);
+
+/* Several reads in one system call where the backend allows it. */
+int fp_mem_readv(const struct fp_mem *m, struct fp_mem_req *reqs, size_t n);
+
+/* A live process.  Takes no reference: the pid may die at any moment. */
+struct fp_mem_proc {
+	pid_t pid;
+	int memfd; /* /proc/PID/mem, opened lazily when process_vm_readv is refused */
+};
+void fp_mem_proc_init(struct fp_mem *m, struct fp_mem_proc *p, pid_t pid);
+void fp_mem_proc_close(struct fp_mem_proc *p);
+
+/* A fake address space made of (address, bytes) regions, for tests and fuzzers. */
+struct fp_mem_region {
+	uint64_t addr;
+	const uint8_t *data;
+	size_t len;
+};
+struct fp_mem_buf {
+	const struct fp_mem_region *regions;
+	size_t n;
+};
+void fp_mem_buf_init(struct fp_mem *m, struct fp_mem_buf *b);
+
+#endif
