@@ -27,6 +27,7 @@ struct fp_python {
 	uint64_t gil_last_holder;  /* 3.6: address of the static gil_last_holder, else 0 */
 	uint64_t gil_locked;       /* 3.6: address of the static gil_locked, else 0 */
 	uint32_t pthread_tid_off;  /* 3.6, 3.7: offset of tid in glibc's struct pthread, 0 if unknown */
+	uint64_t code_type;        /* &PyCode_Type: a frame whose code is not of this type is torn */
 	struct fp_layout layout;   /* copied from the table, or built from _Py_DebugOffsets */
 };
 
@@ -42,8 +43,5 @@ enum fp_discover_status {
 
 /* Finds the interpreter in a live process; err gets one line on failure. */
 int fp_python_discover(pid_t pid, struct fp_python *py, char *err, size_t errlen);
-
-/* Quick check used by `fpctl ps`: the same, without reading target memory beyond the version. */
-int fp_python_probe(pid_t pid, struct fp_python *py);
 
 #endif

@@ -1,0 +1,173 @@
+/*
+ * ELF symbols and properties through libelf.
+ */
+#include "elf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct fp_elf {
+	int fd;
+	Elf *elf;
+	GElf_Ehdr ehdr;
+};
+
+struct fp_elf *fp_elf_open(const char *path)
+{
+	if (elf_version(EV_CURRENT) == EV_NONE) {
+		errno = ENOSYS;
+		return NULL;
+	}
+	struct fp_elf *e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	e->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (e->fd < 0)
+		goto fail;
+	e->elf = elf_begin(e->fd, ELF_C_READ_MMAP, NULL);
+	if (!e->elf || elf_kind(e->elf) != ELF_K_ELF || !gelf_getehdr(e->elf, &e->ehdr)) {
+		errno = ENOEXEC;
+		goto fail;
+	}
+	return e;
+fail:;
+	int err = errno;
+	fp_elf_close(e);
+	errno = err;
+	return NULL;
+}
+
+void fp_elf_close(struct fp_elf *e)
+{
+	if (!e)
+		return;
+	if (e->elf)
+		elf_end(e->elf);
+	if (e->fd >= 0)
+		close(e->fd);
+	free(e);
+}
+
+static Elf_Scn *find_section_type(struct fp_elf *e, Elf64_Word type)
+{
+	Elf_Scn *scn = NULL;
+	GElf_Shdr sh;
+	while ((scn = elf_nextscn(e->elf, scn)))
+		if (gelf_getshdr(scn, &sh) && sh.sh_type == type)
+			return scn;
+	return NULL;
+}
+
+static int lookup_in(struct fp_elf *e, Elf64_Word type, const char *name, uint64_t *value,
+		     uint64_t *size)
+{
+	Elf_Scn *scn = find_section_type(e, type);
+	GElf_Shdr sh;
+	if (!scn || !gelf_getshdr(scn, &sh) || sh.sh_entsize == 0)
+		return -1;
+	Elf_Data *data = elf_getdata(scn, NULL);
+	if (!data)
+		return -1;
+	size_t n = sh.sh_size / sh.sh_entsize;
+	for (size_t i = 0; i < n; i++) {
+		GElf_Sym sym;
+		if (!gelf_getsym(data, (int)i, &sym) || sym.st_shndx == SHN_UNDEF)
+			continue;
+		const char *s = elf_strptr(e->elf, sh.sh_link, sym.st_name);
+		/* .dynsym names may carry no version suffix; .symtab ones never do. */
+		if (s && strcmp(s, name) == 0) {
+			*value = sym.st_value;
+			if (size)
+				*size = sym.st_size;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int fp_elf_sym(struct fp_elf *e, const char *name, uint64_t *value, uint64_t *size)
+{
+	if (lookup_in(e, SHT_SYMTAB, name, value, size) == 0)
+		return 0;
+	return lookup_in(e, SHT_DYNSYM, name, value, size);
+}
+
+int fp_elf_section(struct fp_elf *e, const char *name, uint64_t *addr, uint64_t *offset,
+		   uint64_t *size)
+{
+	size_t shstrndx;
+	if (elf_getshdrstrndx(e->elf, &shstrndx) != 0)
+		return -1;
+	Elf_Scn *scn = NULL;
+	GElf_Shdr sh;
+	while ((scn = elf_nextscn(e->elf, scn))) {
+		if (!gelf_getshdr(scn, &sh))
+			continue;
+		const char *s = elf_strptr(e->elf, shstrndx, sh.sh_name);
+		if (s && strcmp(s, name) == 0) {
+			if (addr)
+				*addr = sh.sh_addr;
+			if (offset)
+				*offset = sh.sh_offset;
+			if (size)
+				*size = sh.sh_size;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int fp_elf_read_vaddr(struct fp_elf *e, uint64_t vaddr, void *buf, size_t len)
+{
+	size_t n;
+	if (elf_getphdrnum(e->elf, &n) != 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		GElf_Phdr ph;
+		if (!gelf_getphdr(e->elf, (int)i, &ph) || ph.p_type != PT_LOAD)
+			continue;
+		if (vaddr < ph.p_vaddr || vaddr + len > ph.p_vaddr + ph.p_filesz)
+			continue;
+		ssize_t r = pread(e->fd, buf, len, (off_t)(ph.p_offset + (vaddr - ph.p_vaddr)));
+		return r == (ssize_t)len ? 0 : -1;
+	}
+	return -1;
+}
+
+bool fp_elf_is_pie(struct fp_elf *e)
+{
+	return e->ehdr.e_type == ET_DYN;
+}
+
+bool fp_elf_has_symtab(struct fp_elf *e)
+{
+	return find_section_type(e, SHT_SYMTAB) != NULL;
+}
+
+bool fp_elf_has_debuginfo(struct fp_elf *e)
+{
+	return fp_elf_section(e, ".debug_info", NULL, NULL, NULL) == 0;
+}
+
+bool fp_elf_has_stapsdt(struct fp_elf *e)
+{
+	return fp_elf_section(e, ".note.stapsdt", NULL, NULL, NULL) == 0;
+}
+
+uint64_t fp_elf_first_load(struct fp_elf *e)
+{
+	size_t n;
+	if (elf_getphdrnum(e->elf, &n) != 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		GElf_Phdr ph;
+		if (gelf_getphdr(e->elf, (int)i, &ph) && ph.p_type == PT_LOAD)
+			return ph.p_vaddr & ~(uint64_t)0xfff;
+	}
+	return 0;
+}

@@ -1,0 +1,80 @@
+/*
+ * `ps`: the Python processes on the host.
+ *
+ * Event: {"event":"process","pid":N,"user":"root","uid":0,"version":"3.11.7",
+ *         "build":"shared,symbols","exe":"/usr/bin/python3.11","helper":false}
+ * A non-root requester sees only its own processes.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "proc.h"
+
+static bool helper_loaded(pid_t pid)
+{
+	struct fp_maps maps;
+	if (fp_maps_read(pid, &maps) != 0)
+		return false;
+	bool found = false;
+	for (size_t i = 0; i < maps.n && !found; i++)
+		found = maps.v[i].path && strstr(maps.v[i].path, "libfpagent") != NULL;
+	fp_maps_free(&maps);
+	return found;
+}
+
+static json_t *process_event(struct fp_req *r, const struct fp_proc_info *info,
+			     const struct fp_python *py)
+{
+	char user[64], build[64];
+	struct passwd pw, *res = NULL;
+	char buf[1024];
+	if (getpwuid_r(info->uid, &pw, buf, sizeof(buf), &res) == 0 && res)
+		snprintf(user, sizeof(user), "%s", pw.pw_name);
+	else
+		snprintf(user, sizeof(user), "%u", (unsigned)info->uid);
+	snprintf(build, sizeof(build), "%s,%s%s", py->shared ? "shared" : "static",
+		 py->stripped ? "stripped" : "symbols", py->dtrace ? ",dtrace" : "");
+	json_t *ev = fp_msg_event(r->id, "process");
+	json_object_set_new(ev, "pid", json_integer(info->pid));
+	json_object_set_new(ev, "user", json_string(user));
+	json_object_set_new(ev, "uid", json_integer(info->uid));
+	json_object_set_new(ev, "version", json_string(py->version));
+	json_object_set_new(ev, "build", json_string(build));
+	json_object_set_new(ev, "exe", json_string(info->exe));
+	json_object_set_new(ev, "helper", json_boolean(helper_loaded(info->pid)));
+	return ev;
+}
+
+int fp_cmd_ps(struct fp_req *r)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return fp_req_fail(r, "proc", FP_EXIT_CMD, "opening /proc failed");
+	struct dirent *de;
+	pid_t self = getpid();
+	while ((de = readdir(d)) && !fp_req_cancelled(r)) {
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		pid_t pid = (pid_t)atoi(de->d_name);
+		struct fp_proc_info info;
+		if (pid == self || fp_proc_info(pid, &info) != 0)
+			continue;
+		if (r->uid != 0 && info.uid != r->uid)
+			continue;
+		struct fp_python py;
+		char err[256];
+		/* A process that is not Python, or not ready, is simply not listed. */
+		if (fp_python_discover(pid, &py, err, sizeof(err)) != FP_PY_OK)
+			continue;
+		if (fp_req_emit(r, process_event(r, &info, &py)))
+			break;
+	}
+	closedir(d);
+	return 0;
+}

@@ -1,0 +1,331 @@
+/*
+ * Finding the interpreter inside a live process from its mappings and ELF
+ * files: which binary holds the runtime (libpython or a static executable),
+ * its load bias, the address of _PyRuntime and the exact version, and so the
+ * layout to read it with.
+ */
+#include "python.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../elf.h"
+#include "../proc.h"
+
+static const char *base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+	return s ? s + 1 : path;
+}
+
+/*
+ * Opens a file the target has mapped.  Through /proc/PID/root first so paths
+ * resolve in the target's mount namespace; /proc/PID/map_files also covers
+ * files deleted or replaced since they were mapped.
+ */
+static struct fp_elf *open_mapped(pid_t pid, const struct fp_map *m)
+{
+	char path[PATH_MAX + 64];
+	fp_proc_path(pid, m->path, path, sizeof(path));
+	struct fp_elf *e = fp_elf_open(path);
+	if (e)
+		return e;
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", (int)pid,
+		 (unsigned long long)m->start, (unsigned long long)m->end);
+	return fp_elf_open(path);
+}
+
+static bool is_libpython(const char *path)
+{
+	return strncmp(base_name(path), "libpython3", 10) == 0;
+}
+
+/* "libpython3.9.so.1.0" or "python3.9" -> 3, 9. */
+static bool version_from_name(const char *path, int *major, int *minor)
+{
+	const char *b = strstr(base_name(path), "python");
+	if (!b)
+		return false;
+	return sscanf(b, "python%d.%d", major, minor) == 2 && *major == 3;
+}
+
+/*
+ * The PY_VERSION literal ("3.9.18") among the NUL-separated strings of
+ * .rodata: how Py_GetVersion() builds its answer on versions without the
+ * Py_Version symbol (< 3.11), so it is present in every build.
+ */
+static bool version_from_rodata(const char *file, int *major, int *minor, int *micro)
+{
+	int fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	struct fp_elf *e = fp_elf_open(file);
+	uint64_t off, size;
+	bool found = false;
+	if (e && fp_elf_section(e, ".rodata", NULL, &off, &size) == 0 && size < (64u << 20)) {
+		char *buf = malloc(size + 1);
+		if (buf && pread(fd, buf, size, (off_t)off) == (ssize_t)size) {
+			buf[size] = '\0';
+			for (size_t i = 1; i + 6 < size && !found; i++) {
+				if (buf[i - 1] != '\0' || buf[i] != '3' || buf[i + 1] != '.')
+					continue;
+				int a, b, c, n = 0;
+				if (sscanf(buf + i, "%d.%d.%d%n", &a, &b, &c, &n) == 3 && b >= 6 &&
+				    b < 40 && c < 100 && strlen(buf + i) < 12) {
+					*major = a;
+					*minor = b;
+					*micro = c;
+					found = true;
+				}
+			}
+		}
+		free(buf);
+	}
+	fp_elf_close(e);
+	close(fd);
+	return found;
+}
+
+/* Offset of tid inside glibc's struct pthread, from libthread_db's descriptor. */
+static uint32_t pthread_tid_offset(pid_t pid, const struct fp_maps *maps)
+{
+	for (size_t i = 0; i < maps->n; i++) {
+		const struct fp_map *m = &maps->v[i];
+		if (!m->path || m->offset != 0 || strncmp(base_name(m->path), "libc", 4) != 0)
+			continue;
+		const char *b = base_name(m->path);
+		if (strncmp(b, "libc.so", 7) != 0 && strncmp(b, "libc-", 5) != 0)
+			continue;
+		struct fp_elf *e = open_mapped(pid, m);
+		if (!e)
+			continue;
+		uint64_t v;
+		uint32_t desc[3]; /* size in bits, count, offset */
+		uint32_t off = 0;
+		if (fp_elf_sym(e, "_thread_db_pthread_tid", &v, NULL) == 0 &&
+		    fp_elf_read_vaddr(e, v, desc, sizeof(desc)) == 0 && desc[0] == 32)
+			off = desc[2];
+		fp_elf_close(e);
+		if (off)
+			return off;
+	}
+	return 0;
+}
+
+static int set_err(char *err, size_t errlen, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int set_err(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* Looks for the runtime symbols in one binary; true when it is the interpreter. */
+static bool find_runtime(struct fp_elf *e, uint64_t *runtime, bool *is36)
+{
+	uint64_t v;
+	if (fp_elf_sym(e, "_PyRuntime", &v, NULL) == 0) {
+		*runtime = v;
+		*is36 = false;
+		return true;
+	}
+	/* 3.6 has no _PyRuntime; its interpreter list starts at the static interp_head. */
+	if (fp_elf_sym(e, "interp_head", &v, NULL) == 0) {
+		*runtime = v;
+		*is36 = true;
+		return true;
+	}
+	return false;
+}
+
+int fp_python_discover(pid_t pid, struct fp_python *py, char *err, size_t errlen)
+{
+	memset(py, 0, sizeof(*py));
+	py->pid = pid;
+	struct fp_proc_info info;
+	int rc = fp_proc_info(pid, &info);
+	if (rc == -ENOENT)
+		return set_err(err, errlen, FP_PY_NO_PROCESS, "no process with pid %d", (int)pid);
+	if (rc < 0)
+		return set_err(err, errlen, FP_PY_NO_ACCESS, "cannot read /proc/%d/status: %s",
+			       (int)pid, strerror(-rc));
+	if (info.state == 'Z' || info.state == 'X')
+		return set_err(err, errlen, FP_PY_ZOMBIE,
+			       "process %d is a zombie (it has exited and its parent has not reaped "
+			       "it yet); nothing to inspect",
+			       (int)pid);
+
+	struct fp_maps maps;
+	rc = fp_maps_read(pid, &maps);
+	if (rc == -ENOENT || rc == -ESRCH)
+		return set_err(err, errlen, FP_PY_NO_PROCESS, "no process with pid %d", (int)pid);
+	if (rc < 0)
+		return set_err(err, errlen, FP_PY_NO_ACCESS, "cannot read /proc/%d/maps: %s",
+			       (int)pid, strerror(-rc));
+	if (maps.n == 0) {
+		fp_maps_free(&maps);
+		return set_err(err, errlen, FP_PY_NOT_PYTHON,
+			       "process %d has no memory mappings (a kernel thread?); it is not a "
+			       "Python process",
+			       (int)pid);
+	}
+
+	/*
+	 * libpython first (an embedding or pyenv-style shared build), then the
+	 * main executable (static builds such as Debian's /usr/bin/python3.X).
+	 */
+	const struct fp_map *found = NULL;
+	struct fp_elf *elf = NULL;
+	uint64_t runtime_sym = 0;
+	bool is36 = false;
+	for (int pass = 0; pass < 2 && !found; pass++) {
+		for (size_t i = 0; i < maps.n && !found; i++) {
+			const struct fp_map *m = &maps.v[i];
+			if (!m->path || m->path[0] != '/' || m->offset != 0)
+				continue;
+			bool want = pass == 0 ? is_libpython(m->path) : strcmp(m->path, info.exe) == 0;
+			if (!want)
+				continue;
+			elf = open_mapped(pid, m);
+			if (!elf)
+				continue;
+			if (find_runtime(elf, &runtime_sym, &is36))
+				found = m;
+			else
+				fp_elf_close(elf);
+		}
+	}
+	if (!found) {
+		fp_maps_free(&maps);
+		return set_err(err, errlen, FP_PY_NOT_PYTHON,
+			       "process %d (%s) is not a Python process: neither libpython nor its "
+			       "executable has the CPython runtime symbols",
+			       (int)pid, info.comm);
+	}
+
+	snprintf(py->binary, sizeof(py->binary), "%s", found->path);
+	py->shared = is_libpython(found->path);
+	py->stripped = !fp_elf_has_symtab(elf);
+	py->dtrace = fp_elf_has_stapsdt(elf);
+	py->bias = fp_elf_is_pie(elf) ? found->start - fp_elf_first_load(elf) : 0;
+	py->runtime = py->bias + runtime_sym;
+
+	struct fp_mem_proc mp;
+	struct fp_mem mem;
+	fp_mem_proc_init(&mem, &mp, pid);
+
+	uint64_t sym;
+	uint32_t hexver = 0;
+	if (fp_elf_sym(elf, "Py_Version", &sym, NULL) == 0 &&
+	    fp_mem_read(&mem, py->bias + sym, &hexver, sizeof(hexver)) == 0 && hexver) {
+		py->major = (int)(hexver >> 24);
+		py->minor = (int)((hexver >> 16) & 0xff);
+		py->micro = (int)((hexver >> 8) & 0xff);
+	} else {
+		char path[PATH_MAX + 64];
+		fp_proc_path(pid, found->path, path, sizeof(path));
+		int ma = 0, mi = 0, mc = -1;
+		if (!version_from_rodata(path, &ma, &mi, &mc) &&
+		    !version_from_name(found->path, &ma, &mi)) {
+			rc = set_err(err, errlen, FP_PY_UNSUPPORTED,
+				     "process %d: cannot tell the CPython version of %s", (int)pid,
+				     found->path);
+			goto out;
+		}
+		py->major = ma;
+		py->minor = mi;
+		py->micro = mc;
+	}
+	if (py->micro >= 0)
+		snprintf(py->version, sizeof(py->version), "%d.%d.%d", py->major, py->minor,
+			 py->micro);
+	else
+		snprintf(py->version, sizeof(py->version), "%d.%d", py->major, py->minor);
+
+	if (py->major == 3 && py->minor >= 13) {
+		uint8_t dbg[FP_DEBUG_OFFSETS_SIZE];
+		char why[256] = "";
+		if (fp_mem_read(&mem, py->runtime, dbg, sizeof(dbg)) != 0) {
+			rc = set_err(err, errlen, FP_PY_NO_ACCESS,
+				     "process %d: reading _Py_DebugOffsets at 0x%llx failed", (int)pid,
+				     (unsigned long long)py->runtime);
+			goto out;
+		}
+		if (fp_layout_from_debug_offsets(dbg, sizeof(dbg), &py->layout, why, sizeof(why))) {
+			rc = set_err(err, errlen, FP_PY_UNSUPPORTED,
+				     "process %d: Python %s is not supported: %s", (int)pid,
+				     py->version, why);
+			goto out;
+		}
+	} else {
+		const struct fp_layout *l = fp_layout_for(py->major, py->minor);
+		if (!l) {
+			rc = set_err(err, errlen, FP_PY_UNSUPPORTED,
+				     "process %d runs Python %s, which fpd does not support "
+				     "(supported: 3.6 to 3.13)",
+				     (int)pid, py->version);
+			goto out;
+		}
+		py->layout = *l;
+	}
+
+	if (is36) {
+		if (fp_elf_sym(elf, "gil_last_holder", &sym, NULL) == 0)
+			py->gil_last_holder = py->bias + sym;
+		if (fp_elf_sym(elf, "gil_locked", &sym, NULL) == 0)
+			py->gil_locked = py->bias + sym;
+		/* 3.6 keeps the GIL's condition variables in statics next to each other. */
+		uint64_t lo = 0, hi = 0, sz = 0;
+		static const char *const parts[] = {"gil_cond", "gil_mutex", "switch_cond",
+						    "switch_mutex"};
+		for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+			if (fp_elf_sym(elf, parts[i], &sym, &sz) != 0)
+				continue;
+			if (!lo || sym < lo)
+				lo = sym;
+			if (sym + sz > hi)
+				hi = sym + sz;
+		}
+		if (lo) {
+			py->gil = py->bias + lo;
+			py->layout.gil_size = (int32_t)(hi - lo);
+		}
+	} else if (py->layout.runtime_gil != FP_NO_FIELD) {
+		py->gil = py->runtime + (uint64_t)py->layout.runtime_gil;
+	}
+	if (fp_elf_sym(elf, "PyCode_Type", &sym, NULL) == 0)
+		py->code_type = py->bias + sym;
+	if (py->layout.ts_native_thread_id == FP_NO_FIELD)
+		py->pthread_tid_off = pthread_tid_offset(pid, &maps);
+
+	uint64_t head = 0;
+	if (fp_mem_read_u64(&mem, py->runtime + (uint64_t)py->layout.runtime_interpreters_head,
+			    &head) != 0) {
+		rc = set_err(err, errlen, FP_PY_NO_ACCESS,
+			     "process %d: reading the interpreter list at 0x%llx failed", (int)pid,
+			     (unsigned long long)py->runtime);
+		goto out;
+	}
+	if (!head) {
+		rc = set_err(err, errlen, FP_PY_NOT_READY,
+			     "process %d: the Python interpreter is not initialised (starting up "
+			     "or shutting down); try again",
+			     (int)pid);
+		goto out;
+	}
+	rc = FP_PY_OK;
+out:
+	fp_mem_proc_close(&mp);
+	fp_elf_close(elf);
+	fp_maps_free(&maps);
+	return rc;
+}

@@ -1,0 +1,489 @@
+/*
+ * Unix-socket server.  Each client connection gets a thread that reads
+ * frames; each request runs on a thread of its own so that the connection
+ * thread can still receive a "cancel" for it.  A malformed or oversized frame
+ * closes that connection and nothing else.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "fp/proto.h"
+#include "log.h"
+#include "proc.h"
+
+struct fp_conn {
+	int fd;
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	pthread_mutex_t send_lock;
+	pthread_mutex_t req_lock;
+	struct fp_req *active; /* the request running now, for "cancel" */
+	pthread_t worker;
+	bool has_worker;
+	int refs; /* the connection thread and the running worker */
+};
+
+static char g_socket[108];
+static struct timespec g_start;
+static atomic_int g_clients;
+static volatile sig_atomic_t g_stop;
+
+double fp_server_uptime(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - g_start.tv_sec) + (now.tv_nsec - g_start.tv_nsec) / 1e9;
+}
+
+int fp_server_clients(void)
+{
+	return atomic_load(&g_clients);
+}
+
+const char *fp_server_socket(void)
+{
+	return g_socket;
+}
+
+static void conn_put(struct fp_conn *c)
+{
+	pthread_mutex_lock(&c->req_lock);
+	int left = --c->refs;
+	pthread_mutex_unlock(&c->req_lock);
+	if (left)
+		return;
+	close(c->fd);
+	pthread_mutex_destroy(&c->send_lock);
+	pthread_mutex_destroy(&c->req_lock);
+	free(c);
+	atomic_fetch_sub(&g_clients, 1);
+}
+
+static int conn_send(struct fp_conn *c, const json_t *msg)
+{
+	pthread_mutex_lock(&c->send_lock);
+	int rc = fp_frame_send(c->fd, msg);
+	pthread_mutex_unlock(&c->send_lock);
+	return rc == FP_FRAME_OK ? 0 : -1;
+}
+
+int fp_req_emit(struct fp_req *r, json_t *event)
+{
+	if (!event)
+		return -1;
+	json_object_set_new(event, "id", json_integer(r->id));
+	int rc = conn_send(r->conn, event);
+	json_decref(event);
+	if (rc)
+		atomic_store(&r->cancelled, true); /* nobody is listening any more */
+	return rc;
+}
+
+int fp_req_end(struct fp_req *r)
+{
+	if (r->done)
+		return 0;
+	r->done = true;
+	json_t *m = fp_msg_end(r->id);
+	int rc = conn_send(r->conn, m);
+	json_decref(m);
+	return rc;
+}
+
+int fp_req_fail(struct fp_req *r, const char *code, int exit_status, const char *fmt, ...)
+{
+	if (r->done)
+		return -1;
+	r->done = true;
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	json_t *m = fp_msg_error(r->id, code, exit_status, "%s", msg);
+	conn_send(r->conn, m);
+	json_decref(m);
+	return -1;
+}
+
+bool fp_req_cancelled(struct fp_req *r)
+{
+	return atomic_load(&r->cancelled);
+}
+
+bool fp_req_flag(struct fp_req *r, const char *name)
+{
+	return json_is_true(json_object_get(r->args, name));
+}
+
+int fp_req_authorize(struct fp_req *r)
+{
+	if (r->pid <= 0)
+		return fp_req_fail(r, "bad_pid", FP_EXIT_USAGE, "a positive process id is needed");
+	struct fp_proc_info info;
+	int rc = fp_proc_info(r->pid, &info);
+	if (rc == -ENOENT)
+		return fp_req_fail(r, "no_such_process", FP_EXIT_ATTACH,
+				   "no process with pid %d; check the pid with 'fpctl ps'",
+				   (int)r->pid);
+	if (rc < 0)
+		return fp_req_fail(r, "proc", FP_EXIT_ATTACH, "reading /proc/%d/status failed: %s",
+				   (int)r->pid, strerror(-rc));
+	/*
+	 * The rule of ptrace(2) without capabilities: a user may inspect only
+	 * processes running under the same uid.  fpd is root, so it must apply
+	 * the rule itself.
+	 */
+	if (r->uid != 0 && info.uid != r->uid)
+		return fp_req_fail(r, "permission", FP_EXIT_ATTACH,
+				   "permission denied: process %d belongs to uid %u; you can only "
+				   "attach to your own processes (or run fpctl as root)",
+				   (int)r->pid, (unsigned)info.uid);
+	return 0;
+}
+
+int fp_req_python(struct fp_req *r, struct fp_python *py)
+{
+	if (fp_req_authorize(r))
+		return -1;
+	char err[512];
+	int rc = fp_python_discover(r->pid, py, err, sizeof(err));
+	if (rc == FP_PY_OK)
+		return 0;
+	static const struct {
+		int rc;
+		const char *code;
+	} codes[] = {
+		{FP_PY_NO_PROCESS, "no_such_process"}, {FP_PY_ZOMBIE, "zombie"},
+		{FP_PY_NOT_PYTHON, "not_python"},      {FP_PY_UNSUPPORTED, "unsupported"},
+		{FP_PY_NO_ACCESS, "no_access"},        {FP_PY_NOT_READY, "not_ready"},
+	};
+	const char *code = "attach";
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (codes[i].rc == rc)
+			code = codes[i].code;
+	return fp_req_fail(r, code, FP_EXIT_ATTACH, "%s", err);
+}
+
+struct worker_arg {
+	struct fp_conn *conn;
+	struct fp_req *req;
+	fp_cmd_fn fn;
+};
+
+static void *worker_main(void *p)
+{
+	struct worker_arg *a = p;
+	struct fp_req *r = a->req;
+	int rc = a->fn(r);
+	if (!r->done) {
+		if (rc == 0)
+			fp_req_end(r);
+		else
+			fp_req_fail(r, "internal", FP_EXIT_CMD, "command %s failed", r->cmd);
+	}
+	pthread_mutex_lock(&a->conn->req_lock);
+	a->conn->active = NULL;
+	pthread_mutex_unlock(&a->conn->req_lock);
+	json_decref(r->args);
+	free((char *)r->cmd);
+	free(r);
+	conn_put(a->conn);
+	free(a);
+	return NULL;
+}
+
+static void join_worker(struct fp_conn *c)
+{
+	if (c->has_worker) {
+		pthread_join(c->worker, NULL);
+		c->has_worker = false;
+	}
+}
+
+/* Starts one request; a connection runs its requests one after the other. */
+static int start_request(struct fp_conn *c, json_t *msg)
+{
+	json_t *jid = json_object_get(msg, "id");
+	json_t *jcmd = json_object_get(msg, "cmd");
+	json_int_t id = json_is_integer(jid) ? json_integer_value(jid) : 0;
+	if (!json_is_integer(jid) || !json_is_string(jcmd)) {
+		json_t *e = fp_msg_error(id, "bad_request", FP_EXIT_USAGE,
+					 "a request needs an integer \"id\" and a string \"cmd\"");
+		conn_send(c, e);
+		json_decref(e);
+		return 0;
+	}
+	join_worker(c);
+
+	const char *name = json_string_value(jcmd);
+	fp_cmd_fn fn = fp_command_find(name);
+	if (!fn) {
+		json_t *e = fp_msg_error(id, "unknown_command", FP_EXIT_USAGE,
+					 "unknown command '%s'; see 'fpctl help'", name);
+		conn_send(c, e);
+		json_decref(e);
+		return 0;
+	}
+
+	struct fp_req *r = calloc(1, sizeof(*r));
+	struct worker_arg *a = calloc(1, sizeof(*a));
+	if (!r || !a) {
+		free(r);
+		free(a);
+		return -1;
+	}
+	r->id = id;
+	r->cmd = strdup(name);
+	json_t *jpid = json_object_get(msg, "pid");
+	r->pid = json_is_integer(jpid) ? (pid_t)json_integer_value(jpid) : 0;
+	json_t *args = json_object_get(msg, "args");
+	r->args = json_is_object(args) ? json_incref(args) : json_object();
+	r->uid = c->uid;
+	r->gid = c->gid;
+	r->peer_pid = c->pid;
+	r->conn = c;
+	atomic_init(&r->cancelled, false);
+	a->conn = c;
+	a->req = r;
+	a->fn = fn;
+
+	pthread_mutex_lock(&c->req_lock);
+	c->refs++;
+	c->active = r;
+	pthread_mutex_unlock(&c->req_lock);
+	if (pthread_create(&c->worker, NULL, worker_main, a) != 0) {
+		pthread_mutex_lock(&c->req_lock);
+		c->refs--;
+		c->active = NULL;
+		pthread_mutex_unlock(&c->req_lock);
+		json_decref(r->args);
+		free((char *)r->cmd);
+		free(r);
+		free(a);
+		return -1;
+	}
+	c->has_worker = true;
+	return 0;
+}
+
+static void cancel_active(struct fp_conn *c, json_t *msg)
+{
+	json_t *jid = json_object_get(msg, "id");
+	pthread_mutex_lock(&c->req_lock);
+	if (c->active && (!json_is_integer(jid) || json_integer_value(jid) == c->active->id))
+		atomic_store(&c->active->cancelled, true);
+	pthread_mutex_unlock(&c->req_lock);
+}
+
+static void *conn_main(void *p)
+{
+	struct fp_conn *c = p;
+	json_t *msg = NULL;
+	int rc = fp_frame_recv(c->fd, &msg, 10000);
+	const char *type = msg ? json_string_value(json_object_get(msg, "type")) : NULL;
+	json_t *v = msg ? json_object_get(msg, "v") : NULL;
+	if (rc != FP_FRAME_OK || strcmp(type, "hello") != 0 || !json_is_integer(v) ||
+	    json_integer_value(v) != FP_PROTO_VERSION) {
+		if (rc == FP_FRAME_OK) {
+			json_t *e = fp_msg_error(0, "protocol", FP_EXIT_ATTACH,
+						 "protocol mismatch: fpd speaks version %d and expects "
+						 "a hello frame first; use the fpctl of the same release",
+						 FP_PROTO_VERSION);
+			conn_send(c, e);
+			json_decref(e);
+		} else if (rc != FP_FRAME_EOF) {
+			fp_log("client pid %d: %s, closing its connection", (int)c->pid,
+			       fp_frame_strerror(rc));
+		}
+		json_decref(msg);
+		goto out;
+	}
+	json_decref(msg);
+	json_t *hello = json_pack("{s:s, s:i, s:s, s:i}", "type", "hello", "v", FP_PROTO_VERSION,
+				  "server", "fpd", "pid", (int)getpid());
+	conn_send(c, hello);
+	json_decref(hello);
+
+	while (!g_stop) {
+		rc = fp_frame_recv(c->fd, &msg, -1);
+		if (rc != FP_FRAME_OK) {
+			if (rc != FP_FRAME_EOF && rc != FP_FRAME_IO)
+				fp_log("client pid %d: %s, closing its connection", (int)c->pid,
+				       fp_frame_strerror(rc));
+			break;
+		}
+		type = json_string_value(json_object_get(msg, "type"));
+		if (strcmp(type, "request") == 0) {
+			if (start_request(c, msg)) {
+				json_decref(msg);
+				break;
+			}
+		} else if (strcmp(type, "cancel") == 0) {
+			cancel_active(c, msg);
+		} else {
+			fp_log("client pid %d: unexpected frame type '%s', closing its connection",
+			       (int)c->pid, type);
+			json_decref(msg);
+			break;
+		}
+		json_decref(msg);
+	}
+out:
+	/* The client is gone: whatever it started must stop. */
+	cancel_active(c, NULL);
+	shutdown(c->fd, SHUT_RD);
+	join_worker(c);
+	conn_put(c);
+	return NULL;
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	g_stop = 1;
+}
+
+static int make_socket(const char *path)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(addr.sun_path)) {
+		fp_log("socket path %s is too long (at most %zu bytes)", path,
+		       sizeof(addr.sun_path) - 1);
+		return -1;
+	}
+	strcpy(addr.sun_path, path);
+
+	/* /run/fpd may not exist outside systemd's RuntimeDirectory. */
+	char dir[sizeof(addr.sun_path)];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0755) && errno != EEXIST) {
+			fp_log("creating the socket directory %s failed: %s", dir, strerror(errno));
+			return -1;
+		}
+	}
+
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		fp_log("socket() failed: %s", strerror(errno));
+		return -1;
+	}
+	/* A socket file left by a crashed fpd is stale only if nobody answers on it. */
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0) {
+		fp_log("another fpd is already listening on %s", path);
+		close(fd);
+		return -1;
+	}
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
+		fp_log("binding %s failed: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	/* Every user may connect; authorization happens per request with SO_PEERCRED. */
+	chmod(path, 0666);
+	if (listen(fd, 64) != 0) {
+		fp_log("listen on %s failed: %s", path, strerror(errno));
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	return fd;
+}
+
+int fp_server_run(const struct fp_server_opts *o)
+{
+	clock_gettime(CLOCK_MONOTONIC, &g_start);
+	snprintf(g_socket, sizeof(g_socket), "%s", o->socket_path);
+	int lfd = make_socket(o->socket_path);
+	if (lfd < 0)
+		return 1;
+
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * Only the accept loop takes SIGTERM/SIGINT, inside ppoll(): every thread
+	 * started from here inherits the blocked mask, so a signal can never
+	 * interrupt a worker that has a target's threads stopped.
+	 */
+	sigset_t stop_sigs, waitmask;
+	sigemptyset(&stop_sigs);
+	sigaddset(&stop_sigs, SIGTERM);
+	sigaddset(&stop_sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &stop_sigs, &waitmask);
+	sigdelset(&waitmask, SIGTERM);
+	sigdelset(&waitmask, SIGINT);
+	fp_log("listening on %s", o->socket_path);
+
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	while (!g_stop) {
+		struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+		if (ppoll(&pfd, 1, NULL, &waitmask) < 0) {
+			if (errno == EINTR)
+				continue;
+			fp_log("waiting for clients on %s failed: %s", o->socket_path,
+			       strerror(errno));
+			break;
+		}
+		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			fp_log("accept on %s failed: %s", o->socket_path, strerror(errno));
+			break;
+		}
+		struct ucred cred;
+		socklen_t cl = sizeof(cred);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0) {
+			fp_log("SO_PEERCRED failed: %s", strerror(errno));
+			close(fd);
+			continue;
+		}
+		struct fp_conn *c = calloc(1, sizeof(*c));
+		if (!c) {
+			close(fd);
+			continue;
+		}
+		c->fd = fd;
+		c->uid = cred.uid;
+		c->gid = cred.gid;
+		c->pid = cred.pid;
+		c->refs = 1;
+		pthread_mutex_init(&c->send_lock, NULL);
+		pthread_mutex_init(&c->req_lock, NULL);
+		atomic_fetch_add(&g_clients, 1);
+		pthread_t t;
+		if (pthread_create(&t, &attr, conn_main, c) != 0) {
+			fp_log("starting a connection thread failed");
+			conn_put(c);
+		}
+	}
+	pthread_attr_destroy(&attr);
+	close(lfd);
+	unlink(o->socket_path);
+	fp_log("stopped");
+	return 0;
+}

@@ -1,0 +1,67 @@
+/*
+ * The daemon's front door: the Unix socket, one thread per client
+ * connection, and the request context every command handler works with.
+ */
+#ifndef FP_SERVER_H
+#define FP_SERVER_H
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "fp/proto.h"
+#include "py/python.h"
+
+struct fp_conn;
+
+struct fp_req {
+	json_int_t id;
+	const char *cmd;
+	pid_t pid;          /* target, 0 when the command has none */
+	json_t *args;       /* object, never NULL */
+	uid_t uid;          /* requester, from SO_PEERCRED */
+	gid_t gid;
+	pid_t peer_pid;
+	struct fp_conn *conn;
+	atomic_bool cancelled;
+	bool done;          /* an end or error frame was sent */
+};
+
+/* Sends an event (takes ownership).  -1 when the client is gone. */
+int fp_req_emit(struct fp_req *r, json_t *event);
+/* Ends the stream successfully. */
+int fp_req_end(struct fp_req *r);
+/* Ends the stream with an error; returns -1 so handlers can `return fp_req_fail(...)`. */
+int fp_req_fail(struct fp_req *r, const char *code, int exit_status, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+bool fp_req_cancelled(struct fp_req *r);
+
+/* A boolean argument of the request, false when absent. */
+bool fp_req_flag(struct fp_req *r, const char *name);
+
+/*
+ * Checks that the requester may inspect req->pid (root, or the same uid as
+ * the target) and finds its interpreter.  On failure the request has been
+ * answered with an error (exit 3) and -1 is returned.
+ */
+int fp_req_python(struct fp_req *r, struct fp_python *py);
+
+/* Same permission check without requiring Python; 0 or -1 (answered). */
+int fp_req_authorize(struct fp_req *r);
+
+typedef int (*fp_cmd_fn)(struct fp_req *r);
+
+struct fp_server_opts {
+	const char *socket_path;
+};
+
+/* Serves until SIGTERM/SIGINT; returns the exit status for main(). */
+int fp_server_run(const struct fp_server_opts *o);
+
+/* Facts for `fpctl status`. */
+double fp_server_uptime(void);
+int fp_server_clients(void);
+const char *fp_server_socket(void);
+
+#endif

@@ -1,0 +1,42 @@
+/*
+ * `status`: the daemon's own state; `check`: whether a pid can be attached
+ * (what the interactive shell asks before showing its prompt).
+ *
+ * status event: {"event":"status","pid":N,"version":"0.1.0","proto":1,
+ *   "socket":"/run/fpd/fpd.sock","uptime_s":1.5,"clients":1,"bpf":"ok","helpers":[]}
+ * check event: {"event":"target","pid":N,"version":"3.11.7","exe":"..."}
+ */
+#include <unistd.h>
+
+#include "bpfcheck.h"
+#include "commands.h"
+#include "fp/version.h"
+#include "proc.h"
+
+int fp_cmd_status(struct fp_req *r)
+{
+	json_t *ev = fp_msg_event(r->id, "status");
+	json_object_set_new(ev, "pid", json_integer(getpid()));
+	json_object_set_new(ev, "version", json_string(FP_VERSION));
+	json_object_set_new(ev, "proto", json_integer(FP_PROTO_VERSION));
+	json_object_set_new(ev, "socket", json_string(fp_server_socket()));
+	json_object_set_new(ev, "uptime_s", json_real(fp_server_uptime()));
+	json_object_set_new(ev, "clients", json_integer(fp_server_clients()));
+	json_object_set_new(ev, "bpf", json_string(fp_bpf_status()));
+	json_object_set_new(ev, "helpers", json_array());
+	return fp_req_emit(r, ev);
+}
+
+int fp_cmd_check(struct fp_req *r)
+{
+	struct fp_python py;
+	if (fp_req_python(r, &py))
+		return -1;
+	struct fp_proc_info info;
+	fp_proc_info(r->pid, &info);
+	json_t *ev = fp_msg_event(r->id, "target");
+	json_object_set_new(ev, "pid", json_integer(r->pid));
+	json_object_set_new(ev, "version", json_string(py.version));
+	json_object_set_new(ev, "exe", json_string(info.exe));
+	return fp_req_emit(r, ev);
+}
