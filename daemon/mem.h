@@ -30,10 +30,16 @@ struct fp_mem_req {
 int fp_mem_read(const struct fp_mem *m, uint64_t addr, void *buf, size_t len);
 int fp_mem_read_u64(const struct fp_mem *m, uint64_t addr, uint64_t *out);
 int fp_mem_read_i32(const struct fp_mem *m, uint64_t addr, int32_t *out);
-/* Reads a NUL-terminated string of at most cap-1 bytes. */
+/*
+ * Reads a NUL-terminated string of at most cap-1 bytes; -ENAMETOOLONG, with
+ * the truncated prefix in out, when it is longer.
+ */
 int fp_mem_read_cstr(const struct fp_mem *m, uint64_t addr, char *out, size_t cap);
 
-/* Several reads in one system call where the backend allows it. */
+/*
+ * Several reads in one system call where the backend allows it.  Sets every
+ * req's err; returns 0, or the err of the first request that failed.
+ */
 int fp_mem_readv(const struct fp_mem *m, struct fp_mem_req *reqs, size_t n);
 
 /* A live process.  Takes no reference: the pid may die at any moment. */
