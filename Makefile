@@ -19,7 +19,7 @@ BUILD    ?= build
 SAN      ?= 0
 
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers \
-	       -Iinclude -I$(BUILD)/bpf
+	       -I. -Iinclude -I$(BUILD)/bpf
 ifeq ($(SAN),1)
 CFLAGS_MODE := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDFLAGS_MODE := -fsanitize=address,undefined
@@ -107,21 +107,31 @@ unit: $(UNIT_BIN)
 unit-san:
 	$(MAKE) --no-print-directory SAN=1 BUILD=build/san unit
 
-# libFuzzer harnesses: clang, ASan + UBSan, all sources but the mains.
+# libFuzzer harnesses: clang, ASan + UBSan, every object but the two mains.
 FUZZ_LIB_SRC := $(filter-out daemon/fpd.c cli/fpctl.c,$(DAEMON_SRC) $(CLI_SRC) $(COMMON_SRC))
-FUZZ_CFLAGS := $(CFLAGS_BASE) -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC) $(BPF_SKEL) | $(DEPS_STAMP)
+FUZZ_LIB_OBJ := $(patsubst %.c,build/fuzz/obj/%.o,$(FUZZ_LIB_SRC))
+FUZZ_CFLAGS := $(CFLAGS_BASE) -O1 -g -fsanitize=fuzzer-no-link,address,undefined \
+	       -fno-sanitize-recover=undefined
+build/fuzz/obj/%.o: %.c $(BPF_SKEL) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB_SRC) $(LDLIBS_FPD) -ledit -lncurses
+	$(CLANG) $(FUZZ_CFLAGS) -c $< -o $@
+
+build/fuzz/%: build/fuzz/obj/tests/fuzz/%.o $(FUZZ_LIB_OBJ)
+	$(CLANG) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS_FPD) -ledit -lncurses
 
 FUZZ_SECONDS ?= 600
+FUZZ_SMOKE_SECONDS ?= 15
 fuzz-smoke: $(FUZZ_BIN)
 	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p build/fuzz/corpus-$$n; \
-		echo "== $$n (20 s)"; $$f -max_total_time=20 -print_final_stats=0 build/fuzz/corpus-$$n tests/fuzz/seeds/$$n 2>&1 | tail -n 2; done
+		seeds=tests/fuzz/seeds/$$n; [ -d $$seeds ] || seeds=; \
+		echo "== $$n ($(FUZZ_SMOKE_SECONDS) s)"; \
+		$$f -max_total_time=$(FUZZ_SMOKE_SECONDS) build/fuzz/corpus-$$n $$seeds >build/fuzz/$$n.log 2>&1 \
+			|| { tail -n 40 build/fuzz/$$n.log; exit 1; }; tail -n 1 build/fuzz/$$n.log; done
 
 fuzz: $(FUZZ_BIN)
 	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p build/fuzz/corpus-$$n; \
-		echo "== $$n ($(FUZZ_SECONDS) s)"; $$f -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-$$n tests/fuzz/seeds/$$n; done
+		seeds=tests/fuzz/seeds/$$n; [ -d $$seeds ] || seeds=; \
+		echo "== $$n ($(FUZZ_SECONDS) s)"; $$f -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-$$n $$seeds; done
 
 integration: all
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
