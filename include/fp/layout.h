@@ -16,6 +16,11 @@
 
 #include <stdint.h>
 
+/* BPF programs include this header for the struct alone. */
+#ifndef __bpf__
+#include <jansson.h>
+#endif
+
 #define FP_NO_FIELD (-1)
 
 /* How Python frames are chained. */
@@ -156,6 +161,11 @@ const struct fp_layout *fp_layout_for(int major, int minor);
  */
 int fp_layout_from_debug_offsets(const void *buf, unsigned long len, struct fp_layout *out,
 				 char *err, unsigned long errlen);
+
+#ifndef __bpf__
+/* A new JSON object mapping every member name of l to its value (`fpd --layout`). */
+json_t *fp_layout_json(const struct fp_layout *l);
+#endif
 
 /* Bytes of _PyRuntime that fp_layout_from_debug_offsets needs. */
 #define FP_DEBUG_OFFSETS_SIZE 4096
