@@ -1,0 +1,256 @@
+"""fpctl's own commands (ps, status, help), on-demand fpd, the interactive
+shell through a terminal, and fpd's robustness against bad frames."""
+
+import os
+import re
+import socket
+import struct
+from pathlib import Path
+
+import pytest
+
+import fpdtest
+from fpdtest import INTERPRETERS, frame, recv_frame, wait_for
+
+# Every command of SPEC §3.
+SPEC_COMMANDS = ["help", "stack", "watch", "trace", "tt", "getglobal", "vmtool", "module", "reload",
+                 "perf", "top", "console", "mem", "gilstat", "torch", "gpu", "history", "cls", "quit"]
+FP_MAX_FRAME = 16 << 20
+
+
+@pytest.fixture(scope="module")
+def idle(debian_python, workdir):
+    target = fpdtest.Target(debian_python, "idle.py", logdir=workdir).ready()
+    yield target
+    target.kill()
+
+
+# --------------------------------------------------------------------------
+# ps
+
+def elf_sections(path):
+    """Section names of a 64-bit little-endian ELF file."""
+    with open(path, "rb") as f:
+        data = f.read()
+    assert data[:4] == b"\x7fELF" and data[4] == 2 and data[5] == 1, path
+    shoff = struct.unpack_from("<Q", data, 0x28)[0]
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+    headers = [struct.unpack_from("<IIQQQQ", data, shoff + i * shentsize) for i in range(shnum)]
+    strtab_off = headers[shstrndx][4]
+    names = set()
+    for h in headers:
+        start = strtab_off + h[0]
+        names.add(data[start:data.index(b"\0", start)].decode())
+    return names
+
+
+def expected_build(target):
+    """{shared|static, stripped|symbols, [dtrace]} from the ELF that holds the runtime."""
+    libs = [p for p in target.maps_paths() if re.search(r"/libpython3\.\d+[^/]*\.so", p)]
+    elf = libs[0] if libs else target.exe()
+    sections = elf_sections(elf)
+    flags = {"shared" if libs else "static", "symbols" if ".symtab" in sections else "stripped"}
+    if ".note.stapsdt" in sections:
+        flags.add("dtrace")
+    return flags
+
+
+def ps_table(text):
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert lines[0].split() == ["PID", "USER", "VERSION", "BUILD", "EXECUTABLE", "HELPER"], lines[0]
+    rows = {}
+    for line in lines[1:]:
+        cols = line.split()
+        assert len(cols) == 6, line
+        rows[int(cols[0])] = dict(zip(["pid", "user", "version", "build", "exe", "helper"], cols))
+    return rows
+
+
+def test_ps(fpctl, target_pool):
+    if not INTERPRETERS:
+        pytest.skip("no interpreter found")
+    for i in INTERPRETERS:
+        target_pool.spawn(i.id, i.python, "idle.py")
+    sleeper = fpdtest.spawn(["sleep", "1000"])
+    try:
+        targets = {i.id: target_pool.get(i.id) for i in INTERPRETERS}
+        rows = ps_table(fpctl("ps").out)
+        for name, t in targets.items():
+            assert t.pid in rows, "%s (pid %d) not listed" % (name, t.pid)
+            row = rows[t.pid]
+            assert row["user"] == "root"
+            assert row["version"] == t.version, name
+            assert set(row["build"].split(",")) == expected_build(t), name
+            assert row["exe"] == t.exe(), name
+            assert row["helper"].lower() in ("no", "-", "none"), name
+            if name.startswith("debian-"):
+                assert set(row["build"].split(",")) == {"static", "stripped", "dtrace"}
+        assert sleeper.pid not in rows
+    finally:
+        fpdtest.stop(sleeper)
+
+
+def test_status(fpctl):
+    lines = [line for line in fpctl("status").out.splitlines() if line.strip()]
+    assert lines
+    for line in lines:
+        assert re.match(r"^\S[^:]*: \S", line), line
+
+
+# --------------------------------------------------------------------------
+# help
+
+def test_help_lists_every_command(fpctl):
+    out = fpctl("help").out
+    listed = {line.split()[0] for line in out.splitlines() if line.strip()}
+    missing = [c for c in SPEC_COMMANDS if c not in listed]
+    assert not missing, "not in `fpctl help`: %s\n%s" % (missing, out)
+
+
+@pytest.mark.parametrize("command", SPEC_COMMANDS)
+def test_help_command_sections(fpctl, command):
+    out = fpctl("help", command).out
+    for section in ("USAGE", "SUMMARY", "EXAMPLES", "OPTIONS"):
+        assert re.search(r"^\s*%s\b" % section, out, re.M), "%s: no %s section:\n%s" % (command, section, out)
+
+
+def test_help_stack_options(fpctl):
+    out = fpctl("help", "stack").out
+    for option in ("-f", "--native", "--async", "--locals", "--json"):
+        assert re.search(r"(^|[\s,\[])%s\b" % re.escape(option), out), option
+
+
+# --------------------------------------------------------------------------
+# fpd on demand
+
+def fpd_processes_with(path):
+    """Processes that mention `path` in their command line or environment."""
+    found = set(fpdtest.pids_with_arg(path))
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if path.encode() in (d / "environ").read_bytes():
+                    found.add(int(d.name))
+            except OSError:
+                pass
+    return found - {os.getpid()}
+
+
+def test_starts_fpd_when_none_listens(fpctl, idle, tmp_path):
+    """fpctl as root with nothing on its socket starts an fpd for the call
+    and leaves none behind."""
+    sock = str(tmp_path / "nobody-here.sock")
+    r = fpctl("--socket", sock, "attach", idle.pid, "stack", socket=False)
+    dump = fpdtest.parse_text(r.out)
+    assert dump.names() == ["MainThread"]
+    wait_for(lambda: not fpd_processes_with(sock), 20, "the on-demand fpd to exit")
+    idle.ping()
+
+
+# --------------------------------------------------------------------------
+# interactive shell
+
+PROMPT = re.compile(r"[>$#%:]\s*$")
+
+
+def test_shell(fpctl, idle, workdir):
+    cmd = fpctl.command(["attach", idle.pid])
+    env = fpctl.env(TERM="dumb")
+    sh = fpdtest.PtySession(cmd, env)
+    try:
+        sh.expect(lambda t: PROMPT.search(t), 60, "the first prompt")
+        sh.send("help\n")
+        out = sh.expect(lambda t: "watch" in t and "stack" in t and PROMPT.search(t), 60, "help")
+        assert "gilstat" in out
+        sh.send("stack\n")
+        out = sh.expect(lambda t: "Traceback for thread" in t and PROMPT.search(t), 60, "stack")
+        assert "(MainThread)" in out
+        assert 'in serve' in out
+        sh.send("quit\n")
+        assert sh.wait(30) == 0
+    finally:
+        sh.close()
+    history = Path(env["HOME"]) / ".fpctl_history"
+    assert history.exists() and "stack" in history.read_text(errors="replace")
+    idle.ping()
+
+
+# --------------------------------------------------------------------------
+# fpd's socket: bad frames close that connection only
+
+HELLO = {"type": "hello", "v": 1, "client": "fpctl"}
+
+BAD_FRAMES = {
+    "not-json": frame(b"not json"),
+    "empty": frame(b""),
+    "truncated-json": frame(b'{"type": "req'),
+    "array": frame(b"[1, 2]"),
+    "no-type": frame(b'{"v": 1}'),
+    "type-not-string": frame(b'{"type": 5}'),
+    "binary": frame(b"\xff\xfe\x00\x01"),
+    "oversized": struct.pack(">I", FP_MAX_FRAME + 1) + b"{",
+    "length-4G": struct.pack(">I", 0xFFFFFFFF),
+}
+
+
+def connect(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(30)
+    s.connect(path)
+    return s
+
+
+def hello(s):
+    s.sendall(frame(HELLO))
+    reply = recv_frame(s)
+    assert reply and reply["type"] == "hello" and reply.get("server") == "fpd", reply
+    return reply
+
+
+def request(s, rid, pid):
+    s.sendall(frame({"type": "request", "id": rid, "cmd": "stack", "pid": pid, "args": {}}))
+    events = []
+    while True:
+        f = recv_frame(s)
+        assert f is not None, "fpd closed a good connection"
+        assert f.get("id") == rid, f
+        if f["type"] in ("end", "error"):
+            return f, events
+        events.append(f)
+
+
+@pytest.mark.parametrize("data", list(BAD_FRAMES.values()), ids=list(BAD_FRAMES))
+def test_bad_frame_closes_only_that_connection(fpd, fpctl, idle, data):
+    good = connect(fpd.socket)
+    bad = connect(fpd.socket)
+    try:
+        hello(good)
+        hello(bad)
+        bad.sendall(data)
+        # fpd may say why in an error frame, then it must close.
+        while True:
+            try:
+                f = recv_frame(bad)
+            except socket.timeout:
+                pytest.fail("fpd kept the connection open after a bad frame")
+            except ConnectionResetError:
+                break
+            if f is None:
+                break
+            assert f["type"] == "error", f
+        end, events = request(good, 7, idle.pid)
+        assert end["type"] == "end", end
+        assert [e for e in events if e.get("event") == "thread"]
+    finally:
+        good.close()
+        bad.close()
+    assert fpdtest.parse_text(fpctl("attach", idle.pid, "stack").out).names() == ["MainThread"]
+    idle.ping()
+
+
+def test_client_vanishing_mid_frame(fpd, fpctl, idle):
+    s = connect(fpd.socket)
+    hello(s)
+    s.sendall(struct.pack(">I", 100) + b'{"type":')
+    s.close()
+    assert fpdtest.parse_text(fpctl("attach", idle.pid, "stack").out).names() == ["MainThread"]
