@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# make demo: a private fpd, the demo service, and fpctl's main commands against it.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+BUILD=${FPD_BUILD:-build}
+PORT=${DEMO_PORT:-8765}
+PYTHON=${DEMO_PYTHON:-/usr/bin/python3}
+
+WORK=$(mktemp -d /tmp/fpd-demo.XXXXXX)
+SOCK=$WORK/fpd.sock
+FPD_PID=""
+SERVICE_PID=""
+cleanup() {
+	[ -n "$SERVICE_PID" ] && kill "$SERVICE_PID" 2>/dev/null && wait "$SERVICE_PID" 2>/dev/null
+	[ -n "$FPD_PID" ] && kill -TERM "$FPD_PID" 2>/dev/null && wait "$FPD_PID" 2>/dev/null
+	rm -rf "$WORK"
+	return 0
+}
+trap cleanup EXIT
+
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then B=$'\033[1m' N=$'\033[0m'; else B="" N=""; fi
+section() { printf '\n%s=== %s ===%s\n' "$B" "$*" "$N"; }
+run() { printf '$ %s\n' "$*"; "$@"; }
+fpctl() { "$BUILD/fpctl" --socket "$SOCK" "$@"; }
+
+section "starting fpd on $SOCK"
+"$BUILD/fpd" --socket "$SOCK" >"$WORK/fpd.log" 2>&1 &
+FPD_PID=$!
+for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
+if [ ! -S "$SOCK" ]; then echo "fpd did not start:"; cat "$WORK/fpd.log"; exit 1; fi
+echo "fpd pid $FPD_PID"
+
+section "starting the demo service ($PYTHON examples/demo_service.py $PORT)"
+"$PYTHON" examples/demo_service.py "$PORT" >"$WORK/service.log" 2>&1 &
+SERVICE_PID=$!
+for _ in $(seq 100); do grep -q "demo service on" "$WORK/service.log" 2>/dev/null && break; sleep 0.1; done
+cat "$WORK/service.log"
+
+section "a few requests"
+for n in 20000 30000 40000; do
+	printf 'GET /work?n=%s -> ' "$n"
+	"$PYTHON" -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=30).read().decode().strip())' \
+		"http://127.0.0.1:$PORT/work?n=$n"
+done
+# One slow request in the background, so that a pool worker is busy during the dumps.
+"$PYTHON" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=60).read()' \
+	"http://127.0.0.1:$PORT/work?n=400000" >/dev/null 2>&1 &
+
+section "fpctl ps"
+run fpctl ps
+
+section "fpctl status"
+run fpctl status
+
+section "fpctl attach $SERVICE_PID stack"
+run fpctl attach "$SERVICE_PID" stack
+
+section "fpctl attach $SERVICE_PID stack --native"
+run fpctl attach "$SERVICE_PID" stack --native
+
+section "done: stopping the service and fpd"
