@@ -31,12 +31,16 @@ int fp_py_long(const struct fp_pyctx *c, uint64_t obj, int64_t *out);
 int fp_py_tuple(const struct fp_pyctx *c, uint64_t obj, uint64_t *items, size_t cap, size_t *n);
 
 /*
- * Short repr of a simple object (int, float, str, bytes, bool, None), or
- * "<type at 0x...>" for anything else; truncated with "..." to cap-1 bytes.
+ * Short repr of a simple object (int, float, str, bytes, bool, None), of a
+ * tuple, list or dict (two levels deep, 8 items each), or "<type at 0x...>"
+ * for anything else; truncated with "..." to cap-1 bytes.
  */
 int fp_py_repr(const struct fp_pyctx *c, uint64_t obj, char *out, size_t cap);
 
-/* Calls fn for each (key, value) of a dict, at most limit items. */
+/*
+ * Calls fn for each (key, value) of a dict, at most limit items.  fn returns
+ * non-zero to stop, and fp_py_dict_foreach then returns that value.
+ */
 typedef int (*fp_dict_fn)(void *arg, uint64_t key, uint64_t value);
 int fp_py_dict_foreach(const struct fp_pyctx *c, uint64_t dict, size_t limit, fp_dict_fn fn,
 		       void *arg);
