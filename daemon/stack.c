@@ -352,7 +352,8 @@ static int read_raw_frame(struct walker *w, uint64_t addr, struct raw_frame *rf)
 	uint8_t blob[256];
 	memset(rf, 0, sizeof(*rf));
 	if (l->frame_model == FP_FRAMES_OBJECT) {
-		size_t sz = (size_t)l->fo_localsplus;
+		int32_t m = l->fo_back > l->fo_code ? l->fo_back : l->fo_code;
+		size_t sz = (size_t)(m > l->fo_lasti ? m : l->fo_lasti) + 8;
 		if (sz > sizeof(blob) || fp_mem_read(w->mem, addr, blob, sz) != 0)
 			return -1;
 		rf->next = rd_u64(blob, l->fo_back);

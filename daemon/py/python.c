@@ -56,9 +56,12 @@ static bool version_from_name(const char *path, int *major, int *minor)
 }
 
 /*
- * The PY_VERSION literal ("3.9.18") among the NUL-separated strings of
- * .rodata: how Py_GetVersion() builds its answer on versions without the
- * Py_Version symbol (< 3.11), so it is present in every build.
+ * The PY_VERSION literal ("3.9.18") in .rodata: how Py_GetVersion() builds
+ * its answer on versions without the Py_Version symbol (< 3.11), so every
+ * build has it.  The linker may merge it into the tail of a longer string
+ * (pyenv's prefix "/root/.pyenv/versions/3.9.18"), so it is matched as a
+ * NUL-terminated tail preceded by anything but a digit or a dot.  When the
+ * file name gave major.minor already, only that version is accepted.
  */
 static bool version_from_rodata(const char *file, int *major, int *minor, int *micro)
 {
@@ -73,16 +76,20 @@ static bool version_from_rodata(const char *file, int *major, int *minor, int *m
 		if (buf && pread(fd, buf, size, (off_t)off) == (ssize_t)size) {
 			buf[size] = '\0';
 			for (size_t i = 1; i + 6 < size && !found; i++) {
-				if (buf[i - 1] != '\0' || buf[i] != '3' || buf[i + 1] != '.')
+				char prev = buf[i - 1];
+				if (buf[i] != '3' || buf[i + 1] != '.' || prev == '.' ||
+				    isdigit((unsigned char)prev))
 					continue;
 				int a, b, c, n = 0;
-				if (sscanf(buf + i, "%d.%d.%d%n", &a, &b, &c, &n) == 3 && b >= 6 &&
-				    b < 40 && c < 100 && strlen(buf + i) < 12) {
-					*major = a;
-					*minor = b;
-					*micro = c;
-					found = true;
-				}
+				if (sscanf(buf + i, "%d.%d.%d%n", &a, &b, &c, &n) != 3 || b < 6 ||
+				    b >= 40 || c >= 100 || n <= 0 || buf[i + (size_t)n] != '\0')
+					continue;
+				if (*major && (a != *major || b != *minor))
+					continue;
+				*major = a;
+				*minor = b;
+				*micro = c;
+				found = true;
 			}
 		}
 		free(buf);
@@ -234,8 +241,8 @@ int fp_python_discover(pid_t pid, struct fp_python *py, char *err, size_t errlen
 		char path[PATH_MAX + 64];
 		fp_proc_path(pid, found->path, path, sizeof(path));
 		int ma = 0, mi = 0, mc = -1;
-		if (!version_from_rodata(path, &ma, &mi, &mc) &&
-		    !version_from_name(found->path, &ma, &mi)) {
+		bool named = version_from_name(found->path, &ma, &mi);
+		if (!version_from_rodata(path, &ma, &mi, &mc) && !named) {
 			rc = set_err(err, errlen, FP_PY_UNSUPPORTED,
 				     "process %d: cannot tell the CPython version of %s", (int)pid,
 				     found->path);
