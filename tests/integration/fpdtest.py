@@ -338,7 +338,7 @@ class Target(object):
             self.threads[t["name"]] = Expected(t["name"], nsmap[t["tid"]], t["tid"], t["ident"],
                                                t["settle"], frames)
         self.extra = info.get("extra", {})
-        self._settle(max(1.0, deadline - time.monotonic()))
+        self.settle(max(1.0, deadline - time.monotonic()))
         return self
 
     def _host_pid(self, inner_pid):
@@ -368,7 +368,7 @@ class Target(object):
                 return False
         return True
 
-    def _settle(self, timeout):
+    def settle(self, timeout=30):
         """Until /proc shows every thread where it said it would be, three
         polls in a row (the hog needs a moment to take the GIL back)."""
         streak = [0]
@@ -597,8 +597,9 @@ class OFrame(object):
 
 
 class OThread(object):
-    def __init__(self, tid, name, state, truncated=0):
+    def __init__(self, tid, name, state, truncated=0, error=None):
         self.tid, self.name, self.state, self.truncated = tid, name, state, truncated
+        self.error = error  # why this thread's stack could not be (fully) read
         self.frames = []  # outermost first
 
     def python(self):
@@ -608,7 +609,8 @@ class OThread(object):
         return [f.key() for f in self.python()]
 
     def __repr__(self):
-        return "thread(%s %s %s %r)" % (self.tid, self.name, self.state, self.frames)
+        error = " error=%r" % self.error if self.error else ""
+        return "thread(%s %s %s%s %r)" % (self.tid, self.name, self.state, error, self.frames)
 
 
 class ODump(object):
@@ -738,7 +740,8 @@ def parse_json(text):
             dump.version = obj.get("version")
             dump.binary = obj.get("binary")
         elif obj.get("event") == "thread":
-            t = OThread(obj["tid"], obj["name"], obj["state"], int(obj.get("truncated") or 0))
+            t = OThread(obj["tid"], obj["name"], obj["state"], int(obj.get("truncated") or 0),
+                        obj.get("error"))
             for f in obj["frames"]:
                 if f["kind"] == "python":
                     t.frames.append(OFrame("python", f["file"], f["line"], f["func"],
@@ -746,8 +749,11 @@ def parse_json(text):
                                            locals=_locals_from_json(f.get("locals"))))
                 else:
                     assert f["kind"] == "native", f
-                    t.frames.append(OFrame("native", f.get("file"), f.get("line"), f.get("func"),
-                                           library=f.get("library"), pc=f.get("pc")))
+                    pc = f.get("pc")
+                    if isinstance(pc, str):
+                        pc = int(pc, 16)
+                    t.frames.append(OFrame("native", f.get("file"), f.get("line") or None, f.get("func"),
+                                           library=f.get("library"), pc=pc))
             dump.threads.append(t)
     assert seen_process, "no process event in:\n" + text[:2000]
     return dump

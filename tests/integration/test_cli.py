@@ -150,7 +150,8 @@ def test_starts_fpd_when_none_listens(fpctl, idle, tmp_path):
 # --------------------------------------------------------------------------
 # interactive shell
 
-PROMPT = re.compile(r"[>$#%:]\s*$")
+# A prompt: the text ends with a line (no newline yet) ending in one of these.
+PROMPT = re.compile(r"(^|\n)[^\n]*[>$#%:] ?$")
 
 
 def test_shell(fpctl, idle, workdir):
