@@ -44,8 +44,9 @@ int fp_mem_read_i32(const struct fp_mem *m, uint64_t addr, int32_t *out)
 
 /*
  * Chunks stop at page boundaries so that a short string just before an
- * unmapped page still reads.  Returns -ENAMETOOLONG, with the truncated
- * prefix in out, when no NUL comes within cap-1 bytes.
+ * unmapped page still reads; a chunk that fails is retried byte by byte for
+ * backends whose regions end elsewhere.  Returns -ENAMETOOLONG, with the
+ * truncated prefix in out, when no NUL comes within cap-1 bytes.
  */
 int fp_mem_read_cstr(const struct fp_mem *m, uint64_t addr, char *out, size_t cap)
 {
@@ -62,9 +63,14 @@ int fp_mem_read_cstr(const struct fp_mem *m, uint64_t addr, char *out, size_t ca
 		if (chunk > cap - 1 - got)
 			chunk = cap - 1 - got;
 		int r = fp_mem_read(m, a, out + got, chunk);
-		if (r < 0) {
-			out[got] = '\0';
-			return r;
+		for (size_t i = 0; r < 0 && i < chunk; i++) {
+			int rb = fp_mem_read(m, a + i, out + got + i, 1);
+			if (rb < 0) {
+				out[got + i] = '\0';
+				return rb;
+			}
+			if (out[got + i] == '\0')
+				return 0;
 		}
 		char *nul = memchr(out + got, '\0', chunk);
 		if (nul)
