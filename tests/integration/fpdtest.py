@@ -633,12 +633,13 @@ class ParseError(AssertionError):
 
 _HEAD_PROCESS = re.compile(r"^Process (\d+): (.+)$")
 _HEAD_PYTHON = re.compile(r"^Python v(\S+) \((.+)\)$")
-_THREAD = re.compile(r"^Traceback for thread (\d+) \((.*)\) \[([^\]]+)\] \(most recent call last\):$")
+_THREAD = re.compile(r"^Traceback for thread (\d+) (?:\((.*)\) )?\[([^\]]+)\] \(most recent call last\):$")
 _TRUNC = re.compile(r"^    \.\.\. (\d+) older frames not shown \(stack deeper than (\d+) frames\)$")
 _PYFRAME = re.compile(r'^    \(Python\) File "(.*)", line (\d+), in (.+)$')
 _CFRAME = re.compile(r'^    \(C\) File "(.*)", line (\S+), in (.+) \((.*)\)$')
 _LOCAL = re.compile(r"^            (\S+) = (.*)$")
 _SOURCE = re.compile(r"^        (\S.*)$")
+_THREAD_ERROR = re.compile(r"^    \(error: (.*)\)$")
 
 
 def parse_text(text):
@@ -675,6 +676,11 @@ def parse_text(text):
             thread.truncated = int(m.group(1))
             thread.limit = int(m.group(2))
             continue
+        m = _THREAD_ERROR.match(line)
+        if m:
+            thread.error = m.group(1)
+            frame_ = None
+            continue
         m = _PYFRAME.match(line)
         if m:
             frame_ = OFrame("python", m.group(1), int(m.group(2)), m.group(3))
@@ -683,7 +689,8 @@ def parse_text(text):
             continue
         m = _CFRAME.match(line)
         if m:
-            lineno = int(m.group(2)) if m.group(2).isdigit() else None
+            lineno = int(m.group(2)) if m.group(2).isdigit() else 0
+            lineno = lineno or None  # 0: unknown
             frame_ = OFrame("native", m.group(1), lineno, m.group(3), library=m.group(4))
             thread.frames.append(frame_)
             in_locals = False

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import fpdtest
-from fpdtest import INTERPRETERS, frame, recv_frame, wait_for
+from fpdtest import INTERPRETERS, NOBODY, as_user, frame, recv_frame, wait_for
 
 # Every command of SPEC §3.
 SPEC_COMMANDS = ["help", "stack", "watch", "trace", "tt", "getglobal", "vmtool", "module", "reload",
@@ -90,11 +90,13 @@ def test_ps(fpctl, target_pool):
         fpdtest.stop(sleeper)
 
 
-def test_status(fpctl):
+def test_status(fpd, fpctl):
     lines = [line for line in fpctl("status").out.splitlines() if line.strip()]
-    assert lines
     for line in lines:
         assert re.match(r"^\S[^:]*: \S", line), line
+    status = dict(line.split(": ", 1) for line in lines)
+    assert status.get("pid") == str(fpd.proc.pid), status
+    assert status.get("socket") == fpd.socket, status
 
 
 # --------------------------------------------------------------------------
@@ -118,6 +120,32 @@ def test_help_stack_options(fpctl):
     out = fpctl("help", "stack").out
     for option in ("-f", "--native", "--async", "--locals", "--json"):
         assert re.search(r"(^|[\s,\[])%s\b" % re.escape(option), out), option
+
+
+# --------------------------------------------------------------------------
+# Where the socket is named
+
+@pytest.fixture(scope="module")
+def nobodys(debian_python, workdir):
+    """An idle target of user nobody: fpctl run as nobody can attach to it,
+    and cannot start an fpd of its own, so success proves which socket it used."""
+    target = fpdtest.Target(debian_python, "idle.py", wrapper=as_user(NOBODY, []), logdir=workdir).ready()
+    yield target
+    target.kill()
+
+
+@pytest.mark.parametrize("where", ["before-attach", "after-attach", "env"])
+def test_socket_option_positions(fpd, fpctl, nobodys, where):
+    pid = nobodys.pid
+    if where == "before-attach":
+        r = fpctl("--socket", fpd.socket, "attach", pid, "stack", socket=False, user=NOBODY)
+    elif where == "after-attach":
+        r = fpctl("attach", "--socket", fpd.socket, pid, "stack", socket=False, user=NOBODY)
+    else:
+        r = fpctl("attach", pid, "stack", socket=False, user=NOBODY,
+                  env=fpctl.env(NOBODY, FPD_SOCKET=fpd.socket))
+    assert fpdtest.parse_text(r.out).names() == ["MainThread"]
+    nobodys.ping()
 
 
 # --------------------------------------------------------------------------
