@@ -5,12 +5,14 @@
  * Where the values come from: every number below was printed by
  * `tools/layout_from_dwarf.py LIBPYTHON` on the libpython of the pyenv build
  * named above each table (DWARF of a default x86-64 release build: offsets as
- * `&((T *)0)->member`, sizes as sizeof, enum constants by name), and
- * tests/integration/test_layout.py checks each table field by field against the
- * DWARF of every pyenv interpreter on the machine.  Public structures do not
- * change within a minor version (ABI), and the private ones we read
- * (PyThreadState, PyInterpreterState, _PyRuntimeState) are checked on the
- * patch release installed; Debian's 3.11.2 uses the 3.11 table.
+ * `&((T *)0)->member`, sizes as sizeof, enum constants by name).  Checked by
+ * tests/integration/test_layout.py: each table field by field against the
+ * DWARF of every pyenv interpreter on the machine, and from inside every
+ * interpreter (tests/integration/targets/layout_probe.py follows each offset
+ * with ctypes from live objects), which also covers builds without DWARF
+ * such as Debian's stripped 3.11.2.  CPython keeps these layouts within a
+ * minor version (bug-fix releases keep the ABI, and the internal structures
+ * we read have not moved between the patch releases checked).
  *
  * Conventions, beyond the comments in include/fp/layout.h:
  *  - A member gets a value whenever the version has it with the meaning
@@ -37,6 +39,8 @@
  *    gil_size from): runtime_gil and the gil_* offsets are FP_NO_FIELD.
  *  - 3.12 moved the GIL into the interpreter (interp->_gil, reached through
  *    the pointer interp->ceval.gil): runtime_gil is FP_NO_FIELD there.
+ *  - 3.12's tagged dict-or-values word (FP_INSTDICT_312) holds the
+ *    PyDictValues pointer minus 1: add 1, masking the tag off is 2 bytes short.
  */
 #include "fp/layout.h"
 
