@@ -1,0 +1,423 @@
+/*
+ * The command table: every command of SPEC §3 (typed inside `fpctl attach`)
+ * and fpctl's own top-level commands, with the text `help` prints.  A
+ * command that is planned is listed and documented, so that users see where
+ * the tool is going, but running it says it is not available yet.
+ */
+#include <string.h>
+
+#include "cli.h"
+
+#define EX(...)                                                                                    \
+	(const char *const[])                                                                      \
+	{                                                                                          \
+		__VA_ARGS__, NULL                                                                  \
+	}
+#define OPTS(...)                                                                                  \
+	(const struct cli_opt_help[])                                                              \
+	{                                                                                          \
+		__VA_ARGS__,                                                                       \
+		{                                                                                  \
+			NULL, NULL                                                                 \
+		}                                                                                  \
+	}
+
+static const struct cli_opt_help no_options[] = {{NULL, NULL}};
+
+static const struct cli_command shell_commands[] = {
+    {
+	.name = "help",
+	.state = CLI_AVAILABLE,
+	.id = CLI_CMD_HELP,
+	.summary = "List the commands, or show how to use one",
+	.usage = "help [command]",
+	.description = "Without an argument, the table of commands with their state and a\n"
+		       "one-line description. With a command name, its usage, summary,\n"
+		       "examples and options.",
+	.examples = EX("help", "help stack"),
+	.options = OPTS({"command", "the command to describe"}),
+    },
+    {
+	.name = "stack",
+	.state = CLI_AVAILABLE,
+	.id = CLI_CMD_STACK,
+	.summary = "Python stacks of every thread, the process not stopped",
+	.usage = "stack [pid] [-f FILE] [--native] [-a|--async] [--locals]",
+	.description = "The Python stack of every thread, read from outside the process: no\n"
+		       "code is injected and the process is not stopped, so it works on a\n"
+		       "process hung with the GIL held. Each thread prints as a traceback\n"
+		       "(most recent call last) with its state (running, holding GIL,\n"
+		       "waiting for GIL, idle) and the source line of each frame when the\n"
+		       "file is readable. Works on stripped, static and shared interpreters.",
+	.examples = EX("# Python stacks of every thread", "stack",
+		       "# interleaved with the native (C) frames", "stack --native",
+		       "# with each frame's local variables", "stack --locals",
+		       "# write the same text to a file", "stack -f ./stack.log"),
+	.options = OPTS({"pid", "process to inspect; only the attached one, which is the default"},
+			{"-f, --filepath FILE",
+			 "write the stacks to FILE (as you, relative to the current directory)"},
+			{"--native", "interleave native frames; stops the process for a few ms"},
+			{"--locals", "print each frame's local variables (repr, truncated)"},
+			{"-a, --async", "asyncio tasks per event loop (not available yet)"}),
+    },
+    {
+	.name = "watch",
+	.state = CLI_PLANNED,
+	.id = CLI_CMD_OTHER,
+	.summary = "Arguments, result and cost of each call of a function",
+	.usage = "watch module [class] method [--expr E] [-f F] [-e] [-x N] [-n N] [-r] [-v] "
+		 "[-nm inner]",
+	.description = "Every call of the method prints one record: timestamp, method, cost\n"
+		       "in ms, success or exception, and the value of expression E\n"
+		       "evaluated with target, return_obj, cost, args and kwargs in scope.\n"
+		       "Needs the in-process helper.",
+	.examples = EX("watch __main__ func -x 2", "watch __main__ classA func",
+		       "watch __main__ func --expr \"{return_obj,args}\" -f \"cost>10\""),
+	.options = OPTS(
+	    {"module", "runtime module name (__main__ for the script)"},
+	    {"class", "class of the method, if any"},
+	    {"method", "function, method, classmethod or staticmethod"},
+	    {"--expr E", "expression to print (default: args,kwargs)"},
+	    {"-f, --filter F", "print only calls for which F is true"},
+	    {"-e", "print only calls that raised"},
+	    {"-x, --expand N", "expand nested objects to depth N (default 1, at most 4)"},
+	    {"-n, --limits N", "stop after N records (default 10)"}, {"-r, --raw", "use repr()"},
+	    {"-v, --verbose", "print containers without truncation"},
+	    {"-nm, --nested-method inner", "watch the function inner defined in method"}),
+    },
+    {
+	.name = "trace",
+	.state = CLI_PLANNED,
+	.id = CLI_CMD_OTHER,
+	.summary = "Tree of the calls inside each call, with their costs",
+	.usage = "trace module [class] method [-i MS] [-et MS] [-d N] [-n N] [-f F] "
+		 "[-nm inner]",
+	.description = "For each call, the tree of Python and C calls made inside it with\n"
+		       "their cost. Any profiler the application had set is restored\n"
+		       "afterwards. Needs the in-process helper.",
+	.examples =
+	    EX("trace __main__ func", "trace __main__ func -i 1", "trace __main__ classA func"),
+	.options =
+	    OPTS({"-i, --interval MS", "hide calls cheaper than MS (default 0.1)"},
+		 {"-et, --entrance_time MS", "print only calls taking at least MS"},
+		 {"-d, --depth N", "limit the tree to N levels instead of -i"},
+		 {"-n, --limits N", "stop after N calls (default 10)"},
+		 {"-f, --filter F", "trace only calls for which F is true"},
+		 {"-nm, --nested-method inner", "trace the function inner defined in method"}),
+    },
+    {
+	.name = "tt",
+	.state = CLI_PLANNED,
+	.id = CLI_CMD_OTHER,
+	.summary = "Time tunnel: record calls, inspect and replay them later",
+	.usage = "tt -t module [class] method [-n N] [-f F] [-nm inner]\n"
+		 "tt -l [-m M] [-f F]\n"
+		 "tt -i IDX [-p] [-x N] [-r] [-v]\n"
+		 "tt -d IDX\n"
+		 "tt -da",
+	.description = "-t records each call (arguments, result or exception, cost, thread)\n"
+		       "under an index starting at 1000; -l lists the records, -i shows one\n"
+		       "and -i IDX -p calls the method again with the same arguments.\n"
+		       "Needs the in-process helper.",
+	.examples = EX("tt -t __main__ func", "tt -l", "tt -i 1000 -x 3", "tt -i 1000 -p"),
+	.options = OPTS(
+	    {"-t module [class] method", "record calls of the method"},
+	    {"-n, --limits N", "records to take (default 50)"}, {"-l, --list", "list the records"},
+	    {"-i, --index IDX", "show one record"},
+	    {"-p, --play", "with -i: call again with the recorded arguments"},
+	    {"-d, --delete IDX", "delete one record"}, {"-da, --delete_all", "delete every record"},
+	    {"-m, --method M", "with -l: only module.Class.method"},
+	    {"-f, --filter F", "only calls for which F is true"},
+	    {"-x, --expand N", "expand nested objects to depth N (default 1)"},
+	    {"-r, --raw", "use repr()"}, {"-v, --verbose", "print containers without truncation"}),
+    },
+    {
+	.name = "getglobal",
+	.state = CLI_PLANNED,
+	.id = CLI_CMD_OTHER,
+	.summary = "Value of a module global or class attribute",
+	.usage = "getglobal module [class] field [-e E] [-x N] [-r] [-v]",
+	.description = "Prints EXPR, TYPE and VALUE of the field. Needs the in-process "
+		       "helper.",
+	.examples = EX("getglobal __main__ g_list", "getglobal __main__ classA static_field"),
+	.options = OPTS({"-e, --expr E", "evaluate E with target bound to the field"},
+			{"-x, --expand N", "expand nested objects to depth N (default 1)"},
+			{"-r, --raw", "use repr()"},
+			{"-v, --verbose", "print containers without truncation"}),
+    },
+    {
+	.name = "vmtool",
+	.state = CLI_PLANNED,
+	.id = CLI_CMD_OTHER,
+	.summary = "Live instances of a class, or a full garbage collection",
+	.usage = "vmtool -a getInstances -c \"module class\" [-e E] [-x N] [-n N] [-r] [-v]\n"
+		 "vmtool -a forceGc",
+	.description = "getInstances lists live instances of a class; forceGc runs a full\n"
+		       "collection and reports how many objects were freed. Needs the\n"
+		       "in-process helper.",
+	.examples =
+	    EX("vmtool -a getInstances -c \"__main__ A\"",
+	       "vmtool -a getInstances -c \"__main__ A\" -e instances[0].val", "vmtool -a forceGc"),
+	.options = OPTS({"-a ACTION", "getInstances or forceGc"},
+			{"-c \"module class\"", "the class whose instances to list"},
+			{"-e, --expr E", "evaluate E with instances bound to the list"},
+			{"-n, --limits N", "instances to show (default 10, -1 for all)"},
+			{"-x, --expand N", "expand nested objects to depth N (default 1)"},
+			{"-r, --raw", "use repr()"},
+			{"-v, --verbose", "print containers without truncation"}),
+    },
+    {
+	.name = "module",
+	.state = CLI_PLANNED,
+	.id = CLI_CMD_OTHER,
+	.summary = "Runtime module name of a source file",
+	.usage = "module FILEPATH",
+	.description = "The name under which FILEPATH is imported in the process. Needs the\n"
+		       "in-process helper.",
+	.examples = EX("module ~/tt_main.py"),
+	.options = OPTS({"FILEPATH", "source file to look up"}),
+    },
+    {
+	.name = "reload",
+	.state = CLI_PLANNED,
+	.id = CLI_CMD_OTHER,
+	.summary = "Recompile a function from its file and swap it in live",
+	.usage = "reload module [class] method [-v]",
+	.description = "Every existing reference to the function sees the new code. Needs\n"
+		       "the in-process helper.",
+	.examples = EX("reload __main__ func", "reload __main__ classA func"),
+	.options = OPTS({"-v, --verbose", "show the old and new source"}),
+    },
+    {
+	.name = "perf",
+	.state = CLI_PLANNED,
+	.id = CLI_CMD_OTHER,
+	.summary = "Sampling profile written as a flame graph",
+	.usage = "perf [pid] [-f FILE] [-r RATE] [-d SECONDS] "
+		 "[--format svg|collapsed|speedscope|pprof] [--native] [--gil] [--idle]",
+	.description = "Samples the process in the kernel (BPF) without stopping it, until\n"
+		       "Ctrl-C or -d, and writes an interactive flame graph.",
+	.examples = EX("perf", "perf -d 30 -f ~/flamegraph.svg"),
+	.options = OPTS({"-f, --filepath FILE", "output file (default ./flamegraph.svg)"},
+			{"-r, --rate RATE", "samples per second (default 100)"},
+			{"-d, --duration S", "stop after S seconds (default: Ctrl-C)"},
+			{"--format F", "svg, collapsed, speedscope or pprof"},
+			{"--native", "include native frames"},
+			{"--gil", "only samples of the thread holding the GIL"},
+			{"--idle", "include sleeping threads"}),
+    },
+    {
+	.name = "top",
+	.state = CLI_PLANNED,
+	.id = CLI_CMD_OTHER,
+	.summary = "Live view of the hottest functions",
+	.usage = "top [pid] [-r RATE]",
+	.description = "Full-screen view of own and total time per function, refreshed every\n"
+		       "second; q quits.",
+	.examples = EX("top", "top -r 200"),
+	.options = OPTS({"-r, --rate RATE", "samples per second (default 100)"}),
+    },
+    {
+	.name = "console",
+	.state = CLI_PLANNED,
+	.id = CLI_CMD_OTHER,
+	.summary = "Interactive Python console inside the process",
+	.usage = "console",
+	.description = "Runs in the namespace of __main__; only the console's own output\n"
+		       "comes back. Needs the in-process helper.",
+	.examples = EX("console"),
+	.options = no_options,
+    },
+    {
+	.name = "mem",
+	.state = CLI_PLANNED,
+	.id = CLI_CMD_OTHER,
+	.summary = "Object counts and sizes per type, or their change",
+	.usage = "mem summary [--limit N] [--order descending|ascending]\n"
+		 "mem diff [--interval S] [--limit N] [--order descending|ascending]",
+	.description = "summary: objects and total size per type. diff: the difference\n"
+		       "between two snapshots S seconds apart. Needs the in-process helper.",
+	.examples =
+	    EX("mem summary --limit 100 --order descending", "mem diff --interval 10 --limit 100"),
+	.options = OPTS({"--limit N", "types to show"}, {"--order O", "descending or ascending"},
+			{"--interval S", "diff: seconds between snapshots (default 15)"}),
+    },
+    {
+	.name = "gilstat",
+	.state = CLI_PLANNED,
+	.id = CLI_CMD_OTHER,
+	.summary = "Per-thread GIL wait and hold statistics",
+	.usage = "gilstat on [take_ms] [hold_ms] [interval_s] [max_threads]\n"
+		 "gilstat off",
+	.description = "Every interval a per-thread report of GIL takes, waits and holds,\n"
+		       "and a warning for each wait or hold longer than the thresholds.",
+	.examples = EX("gilstat on", "gilstat on 5 5", "gilstat off"),
+	.options = OPTS({"take_ms", "warn about waits longer than this (default 5)"},
+			{"hold_ms", "warn about holds longer than this (default 5)"},
+			{"interval_s", "seconds between reports (default 5)"},
+			{"max_threads", "threads per report"}),
+    },
+    {
+	.name = "torch",
+	.state = CLI_PLANNED,
+	.id = CLI_CMD_OTHER,
+	.summary = "PyTorch profile or CUDA memory snapshot of the next call",
+	.usage = "torch profile module [class] method [-f FILE.json] [-nm inner]\n"
+		 "torch memory -s [-f FILE.pickle]\n"
+		 "torch memory -r module [class] method [-f FILE.pickle]",
+	.description = "Runs the next call of the method under torch.profiler, dumps a CUDA\n"
+		       "memory snapshot, or records allocations during the next call. Needs\n"
+		       "the in-process helper.",
+	.examples = EX("torch profile __main__ A hello", "torch memory -s",
+		       "torch memory -r __main__ Solution call"),
+	.options = OPTS({"-f, --filepath FILE", "output file"},
+			{"-s, --snapshot", "snapshot the CUDA memory now"},
+			{"-r, --record", "record allocations during the next call"}),
+    },
+    {
+	.name = "gpu",
+	.state = CLI_PLANNED,
+	.id = CLI_CMD_OTHER,
+	.summary = "CUDA kernels and copies, with the Python stacks behind",
+	.usage = "gpu [-d SECONDS] [-f FILE.json]",
+	.description = "Captured through CUPTI; written as a Chrome trace.",
+	.examples = EX("gpu -d 10 -f gpu.json"),
+	.options = OPTS({"-d SECONDS", "capture duration"}, {"-f FILE.json", "output file"}),
+    },
+    {
+	.name = "history",
+	.state = CLI_AVAILABLE,
+	.id = CLI_CMD_HISTORY,
+	.shell_only = true,
+	.summary = "Show or clear the commands typed in the shell",
+	.usage = "history [-c] [-n N]",
+	.description = "The history is kept in ~/.fpctl_history across sessions.",
+	.examples = EX("history", "history -n 10", "history -c"),
+	.options = OPTS({"-n N", "only the last N commands"}, {"-c", "clear the history"}),
+    },
+    {
+	.name = "cls",
+	.state = CLI_AVAILABLE,
+	.id = CLI_CMD_CLS,
+	.shell_only = true,
+	.summary = "Clear the screen",
+	.usage = "cls",
+	.description = "Clears the terminal.",
+	.examples = EX("cls"),
+	.options = no_options,
+    },
+    {
+	.name = "quit",
+	.state = CLI_AVAILABLE,
+	.id = CLI_CMD_QUIT,
+	.shell_only = true,
+	.summary = "Leave the shell and detach",
+	.usage = "quit",
+	.description = "Leaves the shell; Ctrl-D does the same.",
+	.examples = EX("quit"),
+	.options = no_options,
+    },
+    {
+	.name = "exit",
+	.state = CLI_AVAILABLE,
+	.id = CLI_CMD_QUIT,
+	.shell_only = true,
+	.summary = "Same as quit",
+	.usage = "exit",
+	.description = "Leaves the shell; Ctrl-D does the same.",
+	.examples = EX("exit"),
+	.options = no_options,
+    },
+};
+
+static const struct cli_command top_commands[] = {
+    {
+	.name = "ps",
+	.state = CLI_AVAILABLE,
+	.id = CLI_CMD_PS,
+	.summary = "List the Python processes on this host",
+	.usage = "fpctl ps",
+	.description = "Pid, user, CPython version, build (shared or static, symbols or\n"
+		       "stripped), executable and whether the helper is loaded. A user\n"
+		       "other than root sees only their own processes.",
+	.examples = EX("fpctl ps", "fpctl --json ps"),
+	.options = no_options,
+    },
+    {
+	.name = "status",
+	.state = CLI_AVAILABLE,
+	.id = CLI_CMD_STATUS,
+	.summary = "Show the state of the fpd daemon",
+	.usage = "fpctl status",
+	.description = "Daemon pid, version, protocol, socket, uptime, connected clients,\n"
+		       "BPF availability and loaded helpers.",
+	.examples = EX("fpctl status"),
+	.options = no_options,
+    },
+    {
+	.name = "attach",
+	.state = CLI_AVAILABLE,
+	.id = CLI_CMD_ATTACH,
+	.summary = "Open a shell on a process, or run one command on it",
+	.usage = "fpctl attach PID [command ...]",
+	.description = "Without a command: an interactive shell (prompt fpctl(PID)>, line\n"
+		       "editing, history in ~/.fpctl_history, tab completion; Ctrl-C stops\n"
+		       "the running command, quit or Ctrl-D leaves). With a command: runs it\n"
+		       "and exits when it ends. Global options may follow attach.",
+	.examples = EX("fpctl attach 1234", "fpctl attach 1234 stack --native",
+		       "fpctl --json attach 1234 stack", "fpctl attach --timeout 5 1234 stack"),
+	.options = OPTS({"PID", "the Python process"},
+			{"command ...", "a command of 'fpctl help', with its arguments"}),
+    },
+    {
+	.name = "detach",
+	.state = CLI_PLANNED,
+	.id = CLI_CMD_OTHER,
+	.summary = "Remove every instrumentation from a process",
+	.usage = "fpctl detach PID",
+	.description = "Unloads what watch, trace and tt installed; the functions run their\n"
+		       "original code again.",
+	.examples = EX("fpctl detach 1234"),
+	.options = OPTS({"PID", "the process"}),
+    },
+    {
+	.name = "record",
+	.state = CLI_PLANNED,
+	.id = CLI_CMD_OTHER,
+	.summary = "Continuous, fleet-wide sampling of every Python process",
+	.usage = "fpctl record ...",
+	.description = "Low-rate sampling of every Python process on the host, written as\n"
+		       "pprof profiles and served to Parca, Pyroscope or Grafana.",
+	.examples = EX("fpctl record"),
+	.options = no_options,
+    },
+    {
+	.name = "help",
+	.state = CLI_AVAILABLE,
+	.id = CLI_CMD_HELP,
+	.summary = "List the commands, or show how to use one",
+	.usage = "fpctl help [command]",
+	.description = "Without an argument, every command with its state. With a command\n"
+		       "name, its usage, summary, examples and options.",
+	.examples = EX("fpctl help", "fpctl help stack"),
+	.options = OPTS({"command", "the command to describe"}),
+    },
+};
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+const struct cli_command *cli_command_at(enum cli_scope scope, size_t n)
+{
+	if (scope == CLI_TOP)
+		return n < NELEM(top_commands) ? &top_commands[n] : NULL;
+	return n < NELEM(shell_commands) ? &shell_commands[n] : NULL;
+}
+
+const struct cli_command *cli_command_find(enum cli_scope scope, const char *name)
+{
+	const struct cli_command *c;
+	for (size_t i = 0; (c = cli_command_at(scope, i)); i++)
+		if (strcmp(c->name, name) == 0)
+			return c;
+	return NULL;
+}

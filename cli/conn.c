@@ -1,0 +1,347 @@
+/*
+ * The connection to fpd: connect and hello, starting fpd for the duration
+ * of the call when nothing listens and fpctl runs as root, and the request
+ * loop with its cancel paths (--timeout, Ctrl-C).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "fp/proto.h"
+
+#define SPAWN_WAIT_MS  5000
+#define HELLO_WAIT_MS  5000
+#define CANCEL_WAIT_MS 2000
+#define STOP_WAIT_MS   2000
+/* A frame that has started arriving is sent in one piece; this only catches a stuck peer. */
+#define FRAME_WAIT_MS 30000
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits up to ms for a signal; returns it, or 0. */
+static int nap(int ms)
+{
+	struct pollfd p = {.fd = cli_signal_fd(), .events = POLLIN};
+	if (!cli_signal_pending())
+		poll(&p, 1, ms);
+	return cli_signal_pending();
+}
+
+/* 0 connected (*fd set), else the errno of connect(). */
+static int try_connect(const char *path, int *fd)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return errno;
+	if (connect(s, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
+		int e = errno;
+		close(s);
+		return e;
+	}
+	*fd = s;
+	return 0;
+}
+
+/* fpd next to our own executable (an installed or built pair), else the one in PATH. */
+static void exec_fpd(const char *socket_path)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		char *slash = strrchr(self, '/');
+		if (slash && (size_t)(slash - self) + sizeof("/fpd") <= sizeof(self)) {
+			strcpy(slash, "/fpd");
+			if (access(self, X_OK) == 0)
+				execl(self, "fpd", "--socket", socket_path, (char *)NULL);
+		}
+	}
+	execlp("fpd", "fpd", "--socket", socket_path, (char *)NULL);
+}
+
+static void stop_child(struct cli_conn *c)
+{
+	if (c->child <= 0)
+		return;
+	kill(c->child, SIGTERM);
+	long long deadline = now_ms() + STOP_WAIT_MS;
+	while (waitpid(c->child, NULL, WNOHANG) == 0) {
+		if (now_ms() >= deadline) {
+			kill(c->child, SIGKILL);
+			waitpid(c->child, NULL, 0);
+			break;
+		}
+		usleep(10000);
+	}
+	c->child = 0;
+}
+
+/* Starts fpd on ctx->socket and waits for it to listen; returns 0 or the exit status. */
+static int spawn_fpd(struct cli_ctx *ctx, struct cli_conn *c)
+{
+	int errpipe[2];
+	if (pipe2(errpipe, O_CLOEXEC) != 0)
+		return cli_fail(ctx, 3, "spawn", "cannot start fpd: pipe: %s", strerror(errno));
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(errpipe[0]);
+		close(errpipe[1]);
+		return cli_fail(ctx, 3, "spawn", "cannot start fpd: fork: %s", strerror(errno));
+	}
+	if (pid == 0) {
+		/*
+		 * Its own process group: the terminal's Ctrl-C must reach only
+		 * fpctl, which cancels the request and then stops fpd itself.
+		 * PDEATHSIG covers fpctl being killed outright.
+		 */
+		setpgid(0, 0);
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(1);
+		int null = open("/dev/null", O_RDWR);
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+			if (!getenv("FPCTL_DEBUG"))
+				dup2(null, 2);
+		}
+		exec_fpd(ctx->socket);
+		int e = errno;
+		ssize_t w = write(errpipe[1], &e, sizeof(e));
+		(void)w; /* nothing left to tell if even this fails */
+		_exit(127);
+	}
+	close(errpipe[1]);
+	c->child = pid;
+	int e = 0;
+	ssize_t got = read(errpipe[0], &e, sizeof(e));
+	close(errpipe[0]);
+	if (got == (ssize_t)sizeof(e)) {
+		waitpid(pid, NULL, 0);
+		c->child = 0;
+		return cli_fail(ctx, 3, "spawn",
+				"cannot start fpd: %s (looked next to fpctl and in PATH); start it "
+				"with 'systemctl start fpd'",
+				strerror(e));
+	}
+
+	long long deadline = now_ms() + SPAWN_WAIT_MS;
+	for (;;) {
+		int err = try_connect(ctx->socket, &c->fd);
+		if (err == 0)
+			return 0;
+		int status;
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			c->child = 0;
+			return cli_fail(
+			    ctx, 3, "spawn",
+			    "fpd exited while starting (%s %d); run 'FPCTL_DEBUG=1 fpctl "
+			    "...' to see why",
+			    WIFEXITED(status) ? "exit status" : "signal",
+			    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+		}
+		if (err != ENOENT && err != ECONNREFUSED)
+			return cli_fail(ctx, 3, "connect", "cannot connect to fpd at %s: %s",
+					ctx->socket, strerror(err));
+		if (now_ms() >= deadline)
+			return cli_fail(ctx, 3, "spawn",
+					"fpd did not open %s within %d s; run 'FPCTL_DEBUG=1 fpctl "
+					"...' to see why",
+					ctx->socket, SPAWN_WAIT_MS / 1000);
+		int sig = nap(20);
+		if (sig)
+			return 128 + sig;
+	}
+}
+
+static int hello(struct cli_ctx *ctx, struct cli_conn *c)
+{
+	json_t *h =
+	    json_pack("{s:s, s:i, s:s}", "type", "hello", "v", FP_PROTO_VERSION, "client", "fpctl");
+	int rc = fp_frame_send(c->fd, h);
+	json_decref(h);
+	json_t *ans = NULL;
+	if (rc == FP_FRAME_OK)
+		rc = fp_frame_recv(c->fd, &ans, HELLO_WAIT_MS);
+	if (rc != FP_FRAME_OK)
+		return cli_fail(ctx, 3, "hello", "no hello from fpd at %s: %s; is it really fpd?",
+				ctx->socket, fp_frame_strerror(rc));
+	const char *type = cli_jstr(ans, "type", "");
+	if (strcmp(type, "error") == 0) {
+		rc = cli_fail(ctx, 3, cli_jstr(ans, "code", "hello"), "%s",
+			      cli_jstr(ans, "message", "fpd refused the connection"));
+	} else if (strcmp(type, "hello") != 0) {
+		rc = cli_fail(ctx, 3, "hello", "fpd at %s answered '%s' instead of hello",
+			      ctx->socket, type);
+	} else if (cli_jint(ans, "v", -1) != FP_PROTO_VERSION) {
+		rc = cli_fail(ctx, 3, "protocol",
+			      "protocol mismatch: fpd at %s speaks version %lld, this fpctl "
+			      "speaks %d; use fpctl and fpd of the same release",
+			      ctx->socket, (long long)cli_jint(ans, "v", -1), FP_PROTO_VERSION);
+	}
+	json_decref(ans);
+	return rc;
+}
+
+int cli_connect(struct cli_ctx *ctx, struct cli_conn *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+	ctx->conn = NULL;
+	if (strlen(ctx->socket) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		return cli_fail(ctx, 2, "usage", "socket path '%s' is too long (at most %zu bytes)",
+				ctx->socket, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+	int err = try_connect(ctx->socket, &c->fd);
+	int rc = 0;
+	if (err == ENOENT || err == ECONNREFUSED) {
+		if (geteuid() != 0)
+			return cli_fail(ctx, 3, "no_daemon",
+					"fpd is not running (%s at %s); start it with "
+					"'systemctl start fpd' or run fpctl as root",
+					err == ENOENT ? "no socket" : "nothing listens",
+					ctx->socket);
+		rc = spawn_fpd(ctx, c);
+	} else if (err) {
+		rc = cli_fail(ctx, 3, "connect", "cannot connect to fpd at %s: %s", ctx->socket,
+			      strerror(err));
+	}
+	if (rc == 0)
+		rc = hello(ctx, c);
+	ctx->conn = c;
+	if (rc)
+		cli_disconnect(ctx);
+	return rc;
+}
+
+void cli_disconnect(struct cli_ctx *ctx)
+{
+	struct cli_conn *c = ctx->conn;
+	if (!c)
+		return;
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	stop_child(c);
+	ctx->conn = NULL;
+}
+
+static void send_cancel(struct cli_conn *c, json_int_t id)
+{
+	json_t *m = json_pack("{s:s, s:I}", "type", "cancel", "id", id);
+	fp_frame_send(c->fd, m);
+	json_decref(m);
+}
+
+static int lost(struct cli_ctx *ctx, int rc)
+{
+	ctx->conn->broken = true;
+	return cli_fail(ctx, 1, "connection", "lost the connection to fpd: %s",
+			rc == FP_FRAME_EOF ? "fpd closed it" : fp_frame_strerror(rc));
+}
+
+int cli_request(struct cli_ctx *ctx, const char *cmd, pid_t pid, json_t *args, cli_event_fn fn,
+		void *ud)
+{
+	struct cli_conn *c = ctx->conn;
+	json_int_t id = ++c->last_id;
+	json_t *req = json_pack("{s:s, s:I, s:s}", "type", "request", "id", id, "cmd", cmd);
+	if (pid > 0)
+		json_object_set_new(req, "pid", json_integer(pid));
+	if (args)
+		json_object_set_new(req, "args", args);
+	int rc = fp_frame_send(c->fd, req);
+	json_decref(req);
+	if (rc != FP_FRAME_OK)
+		return lost(ctx, rc);
+
+	long long deadline =
+	    ctx->g.timeout_s > 0 ? now_ms() + (long long)(ctx->g.timeout_s * 1000) : -1;
+	long long cancel_deadline = -1;
+	int result = 0; /* once cancelled: the status to leave with */
+	for (;;) {
+		long long now = now_ms();
+		if (cancel_deadline < 0 && cli_signal_pending()) {
+			send_cancel(c, id);
+			result = 128 + cli_signal_pending();
+			cancel_deadline = now + CANCEL_WAIT_MS;
+		}
+		if (cancel_deadline >= 0 && now >= cancel_deadline)
+			return result;
+		if (cancel_deadline < 0 && deadline >= 0 && now >= deadline) {
+			/* The daemon stops the command; its end frame is dropped by id later. */
+			send_cancel(c, id);
+			return cli_fail(ctx, 1, "timeout", "timed out after %g s",
+					ctx->g.timeout_s);
+		}
+		long long until = cancel_deadline >= 0 ? cancel_deadline : deadline;
+		struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN},
+				      {.fd = cli_signal_fd(), .events = POLLIN}};
+		int n = poll(p, 2, until < 0 ? -1 : (int)(until - now));
+		if (n < 0 && errno != EINTR)
+			return cli_fail(ctx, 1, "poll", "waiting for fpd failed: %s",
+					strerror(errno));
+		if (n <= 0 || !(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+
+		json_t *m = NULL;
+		rc = fp_frame_recv(c->fd, &m, FRAME_WAIT_MS);
+		if (rc != FP_FRAME_OK)
+			return cancel_deadline >= 0 ? result : lost(ctx, rc);
+		/* Frames of an earlier, cancelled request may still arrive. */
+		if (cli_jint(m, "id", -1) != id) {
+			json_decref(m);
+			continue;
+		}
+		const char *type = cli_jstr(m, "type", "");
+		if (strcmp(type, "event") == 0) {
+			if (cancel_deadline < 0 && fn(ud, m) != 0) {
+				send_cancel(c, id);
+				result = 1;
+				cancel_deadline = now_ms() + CANCEL_WAIT_MS;
+			}
+			json_decref(m);
+			continue;
+		}
+		if (strcmp(type, "end") == 0) {
+			json_decref(m);
+			return result;
+		}
+		if (strcmp(type, "error") == 0) {
+			if (cancel_deadline >= 0) {
+				json_decref(m);
+				return result;
+			}
+			json_int_t ex = cli_jint(m, "exit", FP_EXIT_CMD);
+			if (ex < 1 || ex > 125)
+				ex = FP_EXIT_CMD;
+			if (ctx->g.json)
+				cli_print_json(stdout, m);
+			fputs(ctx->shell ? "" : "fpctl: ", stderr);
+			cli_put_safe(stderr, cli_jstr(m, "message",
+						      "fpd reported an error without a message"));
+			putc('\n', stderr);
+			json_decref(m);
+			return (int)ex;
+		}
+		json_decref(m);
+	}
+}

@@ -1,0 +1,26 @@
+/*
+ * Running a parsed attach command, in the shell or one-shot.
+ */
+#include "cli.h"
+
+int cli_exec(struct cli_ctx *ctx, const struct cli_cmd *cmd)
+{
+	if (cmd->def->state == CLI_PLANNED)
+		return cli_planned_fail(ctx, cmd->def->name);
+	switch (cmd->def->id) {
+	case CLI_CMD_HELP: {
+		struct cli_error err;
+		if (cli_help_topic(stdout, cmd->u.help_topic, CLI_SHELL, ctx->color, &err))
+			return cli_usage_fail(ctx, &err);
+		return 0;
+	}
+	case CLI_CMD_STACK: {
+		struct cli_ctx c = *ctx;
+		c.g.json = ctx->g.json || cmd->json;
+		return cli_cmd_stack(&c, cmd);
+	}
+	default:
+		return cli_fail(ctx, 2, "usage", "'%s' works only in the interactive shell",
+				cmd->def->name);
+	}
+}
