@@ -81,7 +81,8 @@ struct fp_layout {
 	int32_t cframe_current_frame;
 	int32_t ts_current_frame;  /* 3.13+ */
 	int32_t ts_thread_id;      /* pthread_t, the key of threading._active */
-	int32_t ts_native_thread_id; /* 3.8+: kernel tid in the target's pid namespace */
+	int32_t ts_native_thread_id; /* 3.11+: kernel tid in the target's pid namespace; before,
+				      * it is read from glibc's struct pthread */
 
 	/* PyFrameObject (<= 3.10) */
 	int32_t fo_back;
@@ -94,14 +95,14 @@ struct fp_layout {
 	int32_t if_code;         /* f_code (3.11, 3.12) / f_executable (3.13) */
 	int32_t if_instr;        /* prev_instr (3.11, 3.12) / instr_ptr (3.13) */
 	int32_t if_localsplus;
-	int32_t if_owner;        /* char owner (3.12+) */
+	int32_t if_owner;        /* char owner (3.11+; the C-stack shim owner exists from 3.12) */
 	int32_t if_is_entry;     /* bool is_entry (3.11 only) */
 	int32_t if_size;         /* bytes of the fixed part, read in one go */
 	int32_t owner_cstack;    /* FRAME_OWNED_BY_CSTACK value, or FP_NO_FIELD */
 
 	/* PyCodeObject */
 	int32_t co_argcount;
-	int32_t co_nlocals;      /* <= 3.10 */
+	int32_t co_nlocals;      /* number of plain locals (used <= 3.10) */
 	int32_t co_firstlineno;
 	int32_t co_filename;
 	int32_t co_name;
