@@ -230,6 +230,7 @@ static void stop_all(struct job *j)
 
 static void wait_stops(struct job *j, int64_t deadline)
 {
+	/* Short polls: on a busy machine the last threads take several ms to be scheduled. */
 	long pause_ns = 10000;
 	for (;;) {
 		size_t pending = 0;
@@ -270,7 +271,7 @@ static void wait_stops(struct job *j, int64_t deadline)
 		}
 		struct timespec ts = {0, pause_ns};
 		nanosleep(&ts, NULL);
-		if (pause_ns < 1000000)
+		if (pause_ns < 200000)
 			pause_ns *= 2;
 	}
 }
@@ -363,7 +364,8 @@ static int push(struct fvec *fv, Dwarf_Addr pc, const char *func, const char *fi
 	f->pc = pc;
 	f->line = line;
 	f->eval = eval;
-	f->func = func ? strdup(func) : NULL;
+	/* "clock_nanosleep@GLIBC_2.2.5": the symbol version says nothing about the frame. */
+	f->func = func ? strndup(func, strcspn(func, "@")) : NULL;
 	f->file = file ? strdup(file) : NULL;
 	f->library = library ? strdup(library) : NULL;
 	fv->n++;
@@ -495,13 +497,67 @@ static void thread_error(struct fp_thread *th, const char *msg)
 	th->error = e;
 }
 
+/*
+ * The threads of one process mostly sit at the same few pcs, and a symbol
+ * lookup scans the module's whole symbol table: each distinct pc is
+ * symbolized once.
+ */
+struct symcache {
+	Dwfl *dwfl;
+	struct symentry {
+		Dwarf_Addr pc;
+		bool activation, used;
+		struct fvec frames;
+	} * v;
+	size_t cap; /* a power of two, at least twice the number of pcs */
+};
+
+static int symcache_init(struct symcache *c, Dwfl *dwfl, size_t npcs)
+{
+	c->dwfl = dwfl;
+	c->cap = 16;
+	while (c->cap < 2 * npcs)
+		c->cap *= 2;
+	c->v = calloc(c->cap, sizeof(*c->v));
+	return c->v ? 0 : -1;
+}
+
+static void symcache_free(struct symcache *c)
+{
+	for (size_t i = 0; i < c->cap; i++)
+		if (c->v[i].used)
+			free_frames(c->v[i].frames.v, c->v[i].frames.n);
+	free(c->v);
+}
+
+static int symcache_append(struct symcache *c, Dwarf_Addr pc, bool activation, struct fvec *fv)
+{
+	size_t i = (size_t)((pc * 0x9e3779b97f4a7c15ULL) >> 32) & (c->cap - 1);
+	while (c->v[i].used && (c->v[i].pc != pc || c->v[i].activation != activation))
+		i = (i + 1) & (c->cap - 1);
+	struct symentry *e = &c->v[i];
+	if (!e->used) {
+		e->used = true;
+		e->pc = pc;
+		e->activation = activation;
+		if (symbolize(c->dwfl, pc, activation, &e->frames) != 0)
+			return -1;
+	}
+	for (size_t k = 0; k < e->frames.n; k++) {
+		const struct fp_frame *f = &e->frames.v[k];
+		if (push(fv, f->pc, f->func, f->file, f->line, f->library, f->eval) != 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* Replaces th's frames by the merge of its native stack and its Python frames. */
-static void merge_thread(Dwfl *dwfl, struct target_thread *t, struct fp_thread *th)
+static void merge_thread(struct symcache *c, struct target_thread *t, struct fp_thread *th)
 {
 	struct fvec fv = {0};
 	int rc = 0;
 	for (size_t k = 0; k < t->n && rc == 0; k++)
-		rc = symbolize(dwfl, t->pc[k], t->activation[k], &fv);
+		rc = symcache_append(c, t->pc[k], t->activation[k], &fv);
 	struct fp_frame *merged;
 	size_t nmerged;
 	if (rc != 0 ||
@@ -553,12 +609,21 @@ int fp_unwind_stack(pid_t pid, struct fp_stack *s, char *err, size_t errlen)
 		snprintf(err, errlen, "%s", first_error ? first_error : "no thread to stop");
 		goto out;
 	}
+	size_t npcs = 0;
+	for (size_t i = 0; i < j.n; i++)
+		npcs += j.t[i].n;
+	struct symcache cache;
+	if (symcache_init(&cache, j.dwfl, npcs) != 0) {
+		snprintf(err, errlen, "out of memory for the symbols of %zu frames", npcs);
+		goto out;
+	}
 	for (size_t i = 0; i < j.n; i++) {
 		if (j.t[i].n > 0)
-			merge_thread(j.dwfl, &j.t[i], &s->threads[i]);
+			merge_thread(&cache, &j.t[i], &s->threads[i]);
 		if (j.t[i].error)
 			thread_error(&s->threads[i], j.t[i].error);
 	}
+	symcache_free(&cache);
 	rc = 0;
 out:
 	if (j.dwfl)
