@@ -138,9 +138,12 @@ static int spawn_fpd(struct cli_ctx *ctx, struct cli_conn *c)
 	if (got == (ssize_t)sizeof(e)) {
 		waitpid(pid, NULL, 0);
 		c->child = 0;
+		if (e == ENOENT)
+			return cli_fail(ctx, 3, "spawn",
+					"fpd is not running and no fpd binary was found next to "
+					"fpctl or in PATH; start it with 'systemctl start fpd'");
 		return cli_fail(ctx, 3, "spawn",
-				"cannot start fpd: %s (looked next to fpctl and in PATH); start it "
-				"with 'systemctl start fpd'",
+				"cannot start fpd: %s; start it with 'systemctl start fpd'",
 				strerror(e));
 	}
 
@@ -293,8 +296,10 @@ int cli_request(struct cli_ctx *ctx, const char *cmd, pid_t pid, json_t *args, c
 					ctx->g.timeout_s);
 		}
 		long long until = cancel_deadline >= 0 ? cancel_deadline : deadline;
-		struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN},
-				      {.fd = cli_signal_fd(), .events = POLLIN}};
+		/* Once cancelled the signal pipe stays readable; only fpd's answer matters then. */
+		struct pollfd p[2] = {
+		    {.fd = c->fd, .events = POLLIN},
+		    {.fd = cancel_deadline < 0 ? cli_signal_fd() : -1, .events = POLLIN}};
 		int n = poll(p, 2, until < 0 ? -1 : (int)(until - now));
 		if (n < 0 && errno != EINTR)
 			return cli_fail(ctx, 1, "poll", "waiting for fpd failed: %s",

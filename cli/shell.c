@@ -132,10 +132,9 @@ static bool run_line(struct shell *sh, const char *line)
 		free(argv);
 		return true;
 	}
-	if (sh->tty) {
-		cli_history_add(&sh->hist, line);
+	cli_history_add(&sh->hist, line);
+	if (sh->tty)
 		add_history(line);
-	}
 	struct cli_cmd cmd;
 	bool go_on = true;
 	if (cli_parse_command(argc, argv, ctx->pid, &cmd, &err)) {
@@ -198,6 +197,10 @@ int cli_shell(struct cli_ctx *ctx)
 			break;
 		}
 		cli_signal_clear();
+		/* What completion appended must not make a distinct history entry. */
+		size_t len = strlen(line);
+		while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t'))
+			line[--len] = '\0';
 		bool go_on = run_line(&sh, line);
 		free(line);
 		sig = cli_signal_pending();
