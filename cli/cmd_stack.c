@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -15,17 +16,51 @@ json_t *cli_stack_args(const struct cli_cmd *cmd)
 }
 
 struct stack_state {
-	bool json;
+	struct cli_ctx *ctx;
+	FILE *file; /* -f: the text collects here until the request ends */
 	struct cli_stack_render r;
 };
+
+/*
+ * Each event reaches stdout in one write(): a thread of thousands of frames
+ * costs one system call instead of one per line, and a reader never sees
+ * half a thread.
+ */
+static int write_stdout(const char *buf, size_t len)
+{
+	fflush(stdout);
+	while (len > 0) {
+		ssize_t n = write(STDOUT_FILENO, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
 
 static int on_event(void *ud, const json_t *ev)
 {
 	struct stack_state *s = ud;
-	if (s->json)
+	char *buf = NULL;
+	size_t len = 0;
+	s->r.out = s->file ? s->file : open_memstream(&buf, &len);
+	if (!s->r.out)
+		return cli_fail(s->ctx, 1, "memory", "stack: out of memory");
+	if (s->ctx->g.json)
 		cli_print_json(s->r.out, ev);
 	else
 		cli_render_stack_event(&s->r, ev);
+	if (s->file)
+		return 0;
+	fclose(s->r.out);
+	int rc = write_stdout(buf, len);
+	free(buf);
+	if (rc)
+		return cli_fail(s->ctx, 1, "output", "stack: writing the output failed: %s",
+				strerror(errno));
 	return 0;
 }
 
@@ -53,24 +88,23 @@ int cli_cmd_stack(struct cli_ctx *ctx, const struct cli_cmd *cmd)
 	if (cmd->u.stack.async)
 		return cli_fail(ctx, 1, "unavailable",
 				"stack -a: asyncio task listing is not available yet");
-	const char *file = cmd->u.stack.file;
-	struct stack_state s = {.json = ctx->g.json, .r = {.out = stdout, .color = ctx->color}};
+	const char *path = cmd->u.stack.file;
+	struct stack_state s = {.ctx = ctx, .r = {.color = ctx->color && !path}};
 	char *buf = NULL;
 	size_t len = 0;
-	if (file) {
-		s.r.out = open_memstream(&buf, &len);
-		s.r.color = false;
-		if (!s.r.out)
+	if (path) {
+		s.file = open_memstream(&buf, &len);
+		if (!s.file)
 			return cli_fail(ctx, 1, "memory", "stack: out of memory");
 	}
 	int rc = cli_request(ctx, "stack", ctx->pid, cli_stack_args(cmd), on_event, &s);
-	if (!file)
+	if (!path)
 		return rc;
-	fclose(s.r.out);
+	fclose(s.file);
 	if (rc == 0) {
-		rc = write_file(ctx, file, buf, len);
+		rc = write_file(ctx, path, buf, len);
 		if (rc == 0)
-			printf("Write stack to %s successfully!\n", file);
+			printf("Write stack to %s successfully!\n", path);
 	}
 	free(buf);
 	return rc;

@@ -58,7 +58,8 @@ static const struct cli_command shell_commands[] = {
 			 "write the stacks to FILE (as you, relative to the current directory)"},
 			{"--native", "interleave native frames; stops the process for a few ms"},
 			{"--locals", "print each frame's local variables (repr, truncated)"},
-			{"-a, --async", "asyncio tasks per event loop (not available yet)"}),
+			{"-a, --async", "asyncio tasks per event loop (not available yet)"},
+			{"--json", "one JSON object per event, as fpctl --json does"}),
     },
     {
 	.name = "watch",

@@ -74,8 +74,9 @@ static int check_target(struct cli_ctx *ctx, bool tty)
 		if (ctx->g.json) {
 			cli_print_json(stdout, target);
 		} else if (tty) {
-			printf("Attached to process %d: Python %s, ", (int)ctx->pid,
-			       cli_jstr(target, "version", "?"));
+			printf("Attached to process %d: Python ", (int)ctx->pid);
+			cli_put_safe(stdout, cli_jstr(target, "version", "?"));
+			fputs(", ", stdout);
 			cli_put_safe(stdout, cli_jstr(target, "exe", "?"));
 			printf("\nType 'help' for the commands, 'quit' to leave.\n");
 		}
