@@ -21,7 +21,15 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 TARGETS = HERE / "targets"
 NOBODY = 65534
-SYS_FUTEX = 202  # x86_64; /proc/PID/task/TID/syscall shows the number
+# Syscall numbers (x86_64) in /proc/PID/task/TID/syscall that tell where a
+# thread of a target is blocked.  restart_syscall: a sleep interrupted by a
+# ptrace stop (stack --native) goes on under that number.
+SYSCALLS = {
+    "read": {"0"},
+    "sleep": {"23", "35", "230", "270", "219"},  # select nanosleep clock_nanosleep pselect6 restart
+    "gil": {"202", "219"},  # futex
+    "hog": {"running"},
+}
 
 
 def build_dir():
@@ -356,15 +364,7 @@ class Target(object):
     def settled(self):
         for t in self.threads.values():
             sc = thread_syscall(self.pid, t.tid)
-            if t.settle == "syscall":
-                ok = sc not in (None, "running", "-1", str(SYS_FUTEX))
-            elif t.settle == "gil":
-                ok = sc == str(SYS_FUTEX)
-            elif t.settle == "hog":
-                ok = sc == "running"
-            else:
-                ok = sc is not None
-            if not ok:
+            if sc is None or (t.settle in SYSCALLS and sc not in SYSCALLS[t.settle]):
                 return False
         return True
 
@@ -380,7 +380,8 @@ class Target(object):
         wait_for(stable, timeout, "%s: threads settling" % self.label)
 
     def ping(self, timeout=30):
-        """Asserts the target still answers on its main thread."""
+        """Asserts the target still answers on its main thread, and waits
+        until that thread is back where it blocks."""
         self._ping += 1
         assert self.proc.poll() is None, "%s exited:\n%s" % (self.label, tail(self.log))
         self.proc.stdin.write(("ping %d\n" % self._ping).encode())
@@ -390,7 +391,8 @@ class Target(object):
         while True:
             line = self._line(max(0.1, deadline - time.monotonic())).strip()
             if line == want:
-                return
+                break
+        self.settle(timeout)
 
     def alive(self):
         return self.proc.poll() is None and proc_stat_state(self.pid) not in (None, "Z", "X")
@@ -649,7 +651,7 @@ def parse_text(text):
     in_locals = False
     for n, line in enumerate(text.splitlines(), 1):
         def bad(why):
-            raise ParseError("line %d %s: %r\n--- output:\n%s" % (n, why, line, text[:6000]))
+            raise ParseError("line %d %s: %r\n--- output:\n%s" % (n, why, line, text[:3000]))
 
         if not line.strip():
             continue

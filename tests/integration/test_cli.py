@@ -118,7 +118,7 @@ def test_help_command_sections(fpctl, command):
 
 def test_help_stack_options(fpctl):
     out = fpctl("help", "stack").out
-    for option in ("-f", "--native", "--async", "--locals", "--json"):
+    for option in ("-f", "--native", "--async", "--locals"):
         assert re.search(r"(^|[\s,\[])%s\b" % re.escape(option), out), option
 
 

@@ -12,7 +12,7 @@ The innermost frame of each thread has line null and a "marker": the line of
 the source file carrying `# LINE:<marker>` is where the thread blocks.  The
 tests resolve markers by scanning the files, so no line number is written
 twice.  "settle" says what /proc shows once the thread is where it said:
-"syscall" (blocked in a syscall that is not a futex wait), "cpu" (spinning),
+"sleep" (in time.sleep's syscall), "read" (in read(2)), "cpu" (spinning),
 "gil" (waiting for the GIL: a futex wait), "hog" (running in C, GIL held).
 
 After the ready line the main thread serves stdin: "ping N" -> "pong N"; end
@@ -56,7 +56,7 @@ def funcname(code):
     return getattr(code, "co_qualname", code.co_name)
 
 
-def report(marker, settle="syscall", depth=1):
+def report(marker, settle="sleep", depth=1):
     """Records the calling thread's stack; its innermost frame (the caller of
     report, or `depth` frames up) will block at the line marked `marker`."""
     f = sys._getframe(depth)
@@ -98,7 +98,7 @@ def announce():
 
 def serve(ready=True):
     """The main thread's last call: reports itself, announces, then answers pings."""
-    report("serve")
+    report("serve", settle="read")
     if ready:
         announce()
     while True:
