@@ -32,7 +32,7 @@
 
 /* Bounds on what garbage can make us read. */
 #define TYPE_BLOB_MAX	512 /* bytes of PyTypeObject read in one go */
-#define STR_HDR_MAX	128 /* sizeof(PyCompactUnicodeObject) is 56-72 */
+#define HEAD_MAX	128 /* bytes of an object header read in one go (PyASCIIObject: 40-48) */
 #define SEQ_LEN_MAX	(1LL << 40)
 #define DICT_LOG2_MAX	26 /* 64M slots: anything larger is garbage */
 #define ENTRY_CHUNK	64 /* dict entries read per system call */
@@ -84,16 +84,12 @@ static uint64_t at(uint64_t addr, int64_t off)
 	return addr + (uint64_t)off;
 }
 
-static int read_type(const struct fp_pyctx *c, uint64_t obj, struct type_info *t)
+static int type_at(const struct fp_pyctx *c, uint64_t tp, struct type_info *t)
 {
 	const struct fp_layout *l = c->l;
 	memset(t, 0, sizeof(*t));
-	if (!obj)
-		return -EFAULT;
-	int r = read_u64(c, at(obj, l->ob_type), &t->addr);
-	if (r < 0)
-		return r;
-	if (!t->addr)
+	t->addr = tp;
+	if (!tp)
 		return -EINVAL;
 	int32_t end = l->tp_name;
 	if (l->tp_basicsize > end)
@@ -106,7 +102,7 @@ static int read_type(const struct fp_pyctx *c, uint64_t obj, struct type_info *t
 	    end + 8 > TYPE_BLOB_MAX)
 		return -EINVAL;
 	uint8_t blob[TYPE_BLOB_MAX];
-	r = fp_mem_read(c->mem, t->addr, blob, (size_t)end + 8);
+	int r = fp_mem_read(c->mem, tp, blob, (size_t)end + 8);
 	if (r < 0)
 		return r;
 	t->name = get_u64(blob, l->tp_name);
@@ -114,6 +110,33 @@ static int read_type(const struct fp_pyctx *c, uint64_t obj, struct type_info *t
 	t->flags = get_u64(blob, l->tp_flags);
 	t->dictoffset = get_i64(blob, l->tp_dictoffset);
 	return 0;
+}
+
+static int read_type(const struct fp_pyctx *c, uint64_t obj, struct type_info *t)
+{
+	uint64_t tp;
+	memset(t, 0, sizeof(*t));
+	if (!obj)
+		return -EFAULT;
+	int r = read_u64(c, at(obj, c->l->ob_type), &tp);
+	return r < 0 ? r : type_at(c, tp, t);
+}
+
+/*
+ * The first len bytes of obj, which hold ob_type and the fields the caller
+ * needs, and its type: two reads where field by field would take more.
+ */
+static int read_head(const struct fp_pyctx *c, uint64_t obj, uint8_t *head, int32_t len,
+		     struct type_info *t)
+{
+	const struct fp_layout *l = c->l;
+	memset(t, 0, sizeof(*t));
+	if (!obj)
+		return -EFAULT;
+	if (len > HEAD_MAX || l->ob_type < 0 || l->ob_type + 8 > len)
+		return -EINVAL;
+	int r = fp_mem_read(c->mem, obj, head, (size_t)len);
+	return r < 0 ? r : type_at(c, get_u64(head, l->ob_type), t);
 }
 
 static int type_name_of(const struct fp_pyctx *c, const struct type_info *t, char *out, size_t cap)
@@ -134,6 +157,11 @@ int fp_py_type_name(const struct fp_pyctx *c, uint64_t obj, char *out, size_t ca
 	return r < 0 ? r : type_name_of(c, &t, out, cap);
 }
 
+static int check_size(int64_t n)
+{
+	return n < 0 || n > SEQ_LEN_MAX ? -EINVAL : 0;
+}
+
 /* Reads ob_size of a variable-size object; fails on a negative or absurd size. */
 static int read_var_size(const struct fp_pyctx *c, uint64_t obj, int64_t *n)
 {
@@ -142,7 +170,24 @@ static int read_var_size(const struct fp_pyctx *c, uint64_t obj, int64_t *n)
 	if (r < 0)
 		return r;
 	*n = (int64_t)v;
-	return *n < 0 || *n > SEQ_LEN_MAX ? -EINVAL : 0;
+	return check_size(*n);
+}
+
+/* ob_size of a tuple or bytes whose type has flag. */
+static int read_var_head(const struct fp_pyctx *c, uint64_t obj, uint64_t flag, int64_t *n)
+{
+	uint8_t head[HEAD_MAX];
+	struct type_info t;
+	*n = 0;
+	if (c->l->var_size < 0)
+		return -EINVAL;
+	int r = read_head(c, obj, head, c->l->var_size + 8, &t);
+	if (r < 0)
+		return r;
+	if (!(t.flags & flag))
+		return -EINVAL;
+	*n = get_i64(head, c->l->var_size);
+	return check_size(*n);
 }
 
 /* str */
@@ -181,16 +226,29 @@ static int str_info_parse(const struct fp_pyctx *c, uint64_t obj, const uint8_t 
 	return s->data ? 0 : -EINVAL;
 }
 
+/* The str header fields we parse all lie inside PyASCIIObject, as does ob_type. */
+static bool str_layout_ok(const struct fp_layout *l)
+{
+	return l->unicode_ascii_size > 0 && l->unicode_ascii_size <= HEAD_MAX &&
+	       l->unicode_length >= 0 && l->unicode_length + 8 <= l->unicode_ascii_size &&
+	       l->unicode_state >= 0 && l->unicode_state + 4 <= l->unicode_ascii_size &&
+	       l->ob_type >= 0 && l->ob_type + 8 <= l->unicode_ascii_size;
+}
+
+/* Header and type of a str, in two reads. */
 static int str_header(const struct fp_pyctx *c, uint64_t obj, struct str_info *s)
 {
 	const struct fp_layout *l = c->l;
-	if (l->unicode_ascii_size <= 0 || l->unicode_ascii_size > STR_HDR_MAX ||
-	    l->unicode_length < 0 || l->unicode_length + 8 > l->unicode_ascii_size ||
-	    l->unicode_state < 0 || l->unicode_state + 4 > l->unicode_ascii_size)
+	if (!str_layout_ok(l))
 		return -EINVAL;
-	uint8_t hdr[STR_HDR_MAX];
-	int r = fp_mem_read(c->mem, obj, hdr, (size_t)l->unicode_ascii_size);
-	return r < 0 ? r : str_info_parse(c, obj, hdr, s);
+	uint8_t hdr[HEAD_MAX];
+	struct type_info t;
+	int r = read_head(c, obj, hdr, l->unicode_ascii_size, &t);
+	if (r < 0)
+		return r;
+	if (!(t.flags & TPF_UNICODE))
+		return -EINVAL;
+	return str_info_parse(c, obj, hdr, s);
 }
 
 static size_t utf8_encode(uint32_t cp, char *out)
@@ -267,14 +325,8 @@ int fp_py_str(const struct fp_pyctx *c, uint64_t obj, char *out, size_t cap)
 	if (cap == 0)
 		return -EINVAL;
 	out[0] = '\0';
-	struct type_info t;
-	int r = read_type(c, obj, &t);
-	if (r < 0)
-		return r;
-	if (!(t.flags & TPF_UNICODE))
-		return -EINVAL;
 	struct str_info s;
-	r = str_header(c, obj, &s);
+	int r = str_header(c, obj, &s);
 	return r < 0 ? r : str_decode(c, &s, out, cap);
 }
 
@@ -283,14 +335,8 @@ int fp_py_str(const struct fp_pyctx *c, uint64_t obj, char *out, size_t cap)
 int fp_py_bytes(const struct fp_pyctx *c, uint64_t obj, uint8_t *out, size_t cap, size_t *len)
 {
 	*len = 0;
-	struct type_info t;
-	int r = read_type(c, obj, &t);
-	if (r < 0)
-		return r;
-	if (!(t.flags & TPF_BYTES))
-		return -EINVAL;
 	int64_t n;
-	r = read_var_size(c, obj, &n);
+	int r = read_var_head(c, obj, TPF_BYTES, &n);
 	if (r < 0)
 		return r;
 	size_t copy = (uint64_t)n < cap ? (size_t)n : cap;
@@ -304,14 +350,8 @@ int fp_py_bytes(const struct fp_pyctx *c, uint64_t obj, uint8_t *out, size_t cap
 int fp_py_tuple(const struct fp_pyctx *c, uint64_t obj, uint64_t *items, size_t cap, size_t *n)
 {
 	*n = 0;
-	struct type_info t;
-	int r = read_type(c, obj, &t);
-	if (r < 0)
-		return r;
-	if (!(t.flags & TPF_TUPLE))
-		return -EINVAL;
 	int64_t len;
-	r = read_var_size(c, obj, &len);
+	int r = read_var_head(c, obj, TPF_TUPLE, &len);
 	if (r < 0)
 		return r;
 	size_t copy = (uint64_t)len < cap ? (size_t)len : cap;
@@ -773,16 +813,16 @@ static int dict_view(const struct fp_pyctx *c, uint64_t dict, struct dict_view *
 {
 	const struct fp_layout *l = c->l;
 	struct type_info t;
-	int r = read_type(c, dict, &t);
+	uint8_t head[HEAD_MAX];
+	if (l->dict_keys < 0 || l->dict_values < 0)
+		return -EINVAL;
+	int32_t len = (l->dict_keys > l->dict_values ? l->dict_keys : l->dict_values) + 8;
+	int r = read_head(c, dict, head, len, &t);
 	if (r < 0)
 		return r;
 	if (!(t.flags & TPF_DICT))
 		return -EINVAL;
-	uint64_t keys, values;
-	if ((r = read_u64(c, at(dict, l->dict_keys), &keys)) < 0 ||
-	    (r = read_u64(c, at(dict, l->dict_values), &values)) < 0)
-		return r;
-	return keys_view(c, keys, values, v);
+	return keys_view(c, get_u64(head, l->dict_keys), get_u64(head, l->dict_values), v);
 }
 
 /* Calls fn with each chunk of live (key, value) pairs; stops when fn returns non-zero. */
@@ -893,7 +933,7 @@ static int lookup_chunk(void *arg, const uint64_t *keys, const uint64_t *values,
 {
 	struct lookup *k = arg;
 	const struct fp_layout *l = k->c->l;
-	uint8_t hdrs[ENTRY_CHUNK][STR_HDR_MAX];
+	uint8_t hdrs[ENTRY_CHUNK][HEAD_MAX];
 	struct fp_mem_req reqs[ENTRY_CHUNK];
 	size_t hsize = (size_t)l->unicode_ascii_size;
 	for (size_t i = 0; i < n; i++)
@@ -913,10 +953,7 @@ static int view_get_str(const struct fp_pyctx *c, const struct dict_view *v, con
 {
 	const struct fp_layout *l = c->l;
 	*value = 0;
-	if (l->unicode_ascii_size <= 0 || l->unicode_ascii_size > STR_HDR_MAX ||
-	    l->unicode_length < 0 || l->unicode_length + 8 > l->unicode_ascii_size ||
-	    l->unicode_state < 0 || l->unicode_state + 4 > l->unicode_ascii_size ||
-	    l->ob_type < 0 || l->ob_type + 8 > l->unicode_ascii_size)
+	if (!str_layout_ok(l))
 		return -EINVAL;
 	struct lookup k = {.c = c, .name = name, .bytes = strlen(name), .ascii = true};
 	if (k.bytes > KEY_MAX)
