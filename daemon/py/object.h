@@ -45,8 +45,7 @@ typedef int (*fp_dict_fn)(void *arg, uint64_t key, uint64_t value);
 int fp_py_dict_foreach(const struct fp_pyctx *c, uint64_t dict, size_t limit, fp_dict_fn fn,
 		       void *arg);
 /* Value of a str key in a dict; 0 with *value = 0 when absent. */
-int fp_py_dict_get_str(const struct fp_pyctx *c, uint64_t dict, const char *key,
-		       uint64_t *value);
+int fp_py_dict_get_str(const struct fp_pyctx *c, uint64_t dict, const char *key, uint64_t *value);
 /* Instance attribute by name (instance __dict__, managed dicts, inline values). */
 int fp_py_getattr(const struct fp_pyctx *c, uint64_t obj, const char *name, uint64_t *value);
 
@@ -55,7 +54,6 @@ int fp_py_getattr(const struct fp_pyctx *c, uint64_t obj, const char *name, uint
  * Python thread object; ident is the pthread_t Python reports as the thread's ident.
  */
 typedef void (*fp_thread_name_fn)(void *arg, uint64_t ident, const char *name);
-int fp_py_thread_names(const struct fp_pyctx *c, uint64_t interp, fp_thread_name_fn fn,
-		       void *arg);
+int fp_py_thread_names(const struct fp_pyctx *c, uint64_t interp, fp_thread_name_fn fn, void *arg);
 
 #endif
