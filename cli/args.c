@@ -25,7 +25,8 @@ static int usage(struct cli_error *err, const char *topic, const char *fmt, ...)
 	return 2;
 }
 
-pid_t cli_parse_pid(const char *s)
+/* "123" -> 123; anything but a positive decimal pid -> -1. */
+static pid_t parse_pid(const char *s)
 {
 	if (!s || !*s || strlen(s) > 10)
 		return -1;
@@ -136,7 +137,7 @@ static int parse_stack(int argc, char *const argv[], pid_t attached, struct cli_
 		} else if (have_pid) {
 			return usage(err, "stack", "stack: unexpected argument '%.60s'", a);
 		} else {
-			pid_t p = cli_parse_pid(a);
+			pid_t p = parse_pid(a);
 			if (p < 0)
 				return usage(err, "stack", "stack: '%.60s' is not a process id", a);
 			/* One session inspects one process; another pid needs its own attach. */
@@ -276,7 +277,7 @@ static int parse_attach(int argc, char *const argv[], int i, struct cli_invocati
 			break; /* the command */
 		if (argv[i][0] == '-' && argv[i][1] && !(argv[i][1] >= '0' && argv[i][1] <= '9'))
 			return unknown_option(err, "attach", argv[i]);
-		inv->pid = cli_parse_pid(argv[i]);
+		inv->pid = parse_pid(argv[i]);
 		if (inv->pid < 0)
 			return usage(err, "attach", "'%.60s' is not a process id", argv[i]);
 	}

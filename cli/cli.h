@@ -130,9 +130,6 @@ int cli_parse_command(int argc, char *const argv[], pid_t attached, struct cli_c
  */
 int cli_split_words(const char *line, char ***argv, struct cli_error *err);
 
-/* "123" -> 123; anything but a positive decimal pid -> -1. */
-pid_t cli_parse_pid(const char *s);
-
 /* ---- output (output.c) ---- */
 
 /* What every command's output depends on. */
@@ -178,11 +175,11 @@ json_int_t cli_jint(const json_t *obj, const char *key, json_int_t dflt);
 
 /* ---- help (help.c) ---- */
 
-/* The table of attach commands; top-level commands too when scope is CLI_TOP. */
-void cli_help_table(FILE *f, enum cli_scope scope, bool color);
-/* USAGE, SUMMARY, EXAMPLES, OPTIONS of one command. */
-void cli_help_command(FILE *f, const struct cli_command *c, bool color);
-/* Help on a topic (either scope); 2 with *err filled if there is no such command. */
+/*
+ * Without a topic, the table of attach commands (and of the top-level ones
+ * for CLI_TOP); with one, its USAGE, SUMMARY, EXAMPLES and OPTIONS.  Returns
+ * 2 with *err filled if there is no such command.
+ */
 int cli_help_topic(FILE *f, const char *topic, enum cli_scope scope, bool color,
 		   struct cli_error *err);
 
@@ -252,8 +249,6 @@ void cli_signal_clear(void);
 
 int cli_cmd_ps(struct cli_ctx *ctx);
 int cli_cmd_status(struct cli_ctx *ctx);
-/* The request args of a parsed stack command (pure). */
-json_t *cli_stack_args(const struct cli_cmd *cmd);
 int cli_cmd_stack(struct cli_ctx *ctx, const struct cli_cmd *cmd);
 
 /*

@@ -9,7 +9,7 @@
 
 #include "cli.h"
 
-json_t *cli_stack_args(const struct cli_cmd *cmd)
+static json_t *stack_args(const struct cli_cmd *cmd)
 {
 	return json_pack("{s:b, s:b}", "native", cmd->u.stack.native, "locals",
 			 cmd->u.stack.locals);
@@ -97,7 +97,7 @@ int cli_cmd_stack(struct cli_ctx *ctx, const struct cli_cmd *cmd)
 		if (!s.file)
 			return cli_fail(ctx, 1, "memory", "stack: out of memory");
 	}
-	int rc = cli_request(ctx, "stack", ctx->pid, cli_stack_args(cmd), on_event, &s);
+	int rc = cli_request(ctx, "stack", ctx->pid, stack_args(cmd), on_event, &s);
 	if (!path)
 		return rc;
 	fclose(s.file);

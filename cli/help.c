@@ -39,7 +39,7 @@ static void table(FILE *f, enum cli_scope scope, bool color)
 	}
 }
 
-void cli_help_table(FILE *f, enum cli_scope scope, bool color)
+static void help_table(FILE *f, enum cli_scope scope, bool color)
 {
 	if (scope == CLI_SHELL) {
 		table(f, CLI_SHELL, color);
@@ -140,7 +140,7 @@ static void indented(FILE *f, const char *text)
 	}
 }
 
-void cli_help_command(FILE *f, const struct cli_command *c, bool color)
+static void help_command(FILE *f, const struct cli_command *c, bool color)
 {
 	heading(f, color, "USAGE:");
 	print_usage(f, c->usage);
@@ -169,7 +169,7 @@ int cli_help_topic(FILE *f, const char *topic, enum cli_scope scope, bool color,
 		   struct cli_error *err)
 {
 	if (!topic) {
-		cli_help_table(f, scope, color);
+		help_table(f, scope, color);
 		return 0;
 	}
 	/* A name in both tables (help) means the one of the scope asked from. */
@@ -182,6 +182,6 @@ int cli_help_topic(FILE *f, const char *topic, enum cli_scope scope, bool color,
 		err->topic = NULL;
 		return 2;
 	}
-	cli_help_command(f, c, color);
+	help_command(f, c, color);
 	return 0;
 }
