@@ -155,6 +155,9 @@ static int spawn_fpd(struct cli_ctx *ctx, struct cli_conn *c)
 		int status;
 		if (waitpid(pid, &status, WNOHANG) == pid) {
 			c->child = 0;
+			/* Another fpctl may have started its fpd on this socket first. */
+			if (try_connect(ctx->socket, &c->fd) == 0)
+				return 0;
 			return cli_fail(
 			    ctx, 3, "spawn",
 			    "fpd exited while starting (%s %d); run 'FPCTL_DEBUG=1 fpctl "
