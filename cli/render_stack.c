@@ -8,9 +8,8 @@
 #include <string.h>
 
 #include "cli.h"
+#include "fp/proto.h"
 
-/* The daemon's frame limit (FP_STACK_MAX_FRAMES in daemon/stack.h). */
-#define STACK_MAX_FRAMES 4096
 
 static void render_process(struct cli_stack_render *r, const json_t *ev)
 {
@@ -88,7 +87,7 @@ static void render_thread(struct cli_stack_render *r, const json_t *ev)
 	if (cut > 0)
 		fprintf(r->out,
 			"    ... %lld older frames not shown (stack deeper than %d frames)\n",
-			(long long)cut, STACK_MAX_FRAMES);
+			(long long)cut, FP_STACK_MAX_FRAMES);
 	size_t i;
 	const json_t *f;
 	json_array_foreach(json_object_get(ev, "frames"), i, f)

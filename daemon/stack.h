@@ -10,10 +10,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "fp/proto.h"
 #include "py/python.h"
-
-/* Frames read per thread; deeper stacks are cut and the cut is reported. */
-#define FP_STACK_MAX_FRAMES 4096
 
 enum fp_frame_kind {
 	FP_FRAME_PY = 1,

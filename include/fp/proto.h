@@ -37,6 +37,9 @@
 #define FP_MAX_FRAME (16u << 20)
 #define FP_DEFAULT_SOCKET "/run/fpd/fpd.sock"
 
+/* Python frames `stack` reads per thread; deeper stacks are cut and the cut reported. */
+#define FP_STACK_MAX_FRAMES 4096
+
 /* Exit statuses of fpctl, carried in error frames. */
 enum fp_exit {
 	FP_EXIT_OK = 0,
