@@ -49,8 +49,8 @@ enum tstate {
 struct target_thread {
 	pid_t tid;
 	enum tstate state;
-	int sig; /* signal that stopped it, delivered again on detach */
-	bool stopped;
+	int sig;      /* signal that stopped it, delivered again on detach */
+	bool stopped; /* reached its stop, whatever happened after */
 	Dwarf_Addr pc[FP_UNWIND_MAX_FRAMES];
 	bool activation[FP_UNWIND_MAX_FRAMES];
 	size_t n;
@@ -108,6 +108,9 @@ static int find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_A
 	    .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
 	};
 	int pfd = (int)syscall(SYS_openat2, j->root, name, &how, sizeof(how));
+	/* Kernels before 5.6: the right file still, only without the confinement. */
+	if (pfd < 0 && errno == ENOSYS)
+		pfd = openat(j->root, name + 1, O_PATH | O_CLOEXEC);
 	if (pfd < 0)
 		return -1;
 	struct stat st;
@@ -204,6 +207,24 @@ static bool thread_of(pid_t pid, pid_t tid)
 	return access(path, F_OK) == 0;
 }
 
+/* TracerPid of a thread, 0 when none or unknown: a thread has one tracer at most. */
+static pid_t tracer_of(pid_t pid, pid_t tid)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, (int)tid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return 0;
+	pid_t tracer = 0;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, "TracerPid:", 10) == 0) {
+			tracer = (pid_t)atoi(line + 10);
+			break;
+		}
+	fclose(f);
+	return tracer;
+}
+
 static void stop_all(struct job *j)
 {
 	for (size_t i = 0; i < j->n; i++) {
@@ -211,8 +232,16 @@ static void stop_all(struct job *j)
 		if (t->state != T_IDLE)
 			continue;
 		if (ptrace(PTRACE_SEIZE, t->tid, NULL, NULL) != 0) {
-			note(t, "PTRACE_SEIZE of thread %d failed: %s", (int)t->tid,
-			     strerror(errno));
+			int e = errno;
+			pid_t tracer = e == EPERM ? tracer_of(j->pid, t->tid) : 0;
+			if (tracer > 0)
+				note(t,
+				     "PTRACE_SEIZE of thread %d failed: it is already traced by "
+				     "process %d (a debugger?)",
+				     (int)t->tid, (int)tracer);
+			else
+				note(t, "PTRACE_SEIZE of thread %d failed: %s", (int)t->tid,
+				     strerror(e));
 			t->state = T_DONE;
 			continue;
 		}
@@ -248,8 +277,7 @@ static void wait_stops(struct job *j, int64_t deadline)
 			} else if (WIFSTOPPED(st)) {
 				t->state = T_STOPPED;
 				t->stopped = true;
-				/* A signal-delivery stop came first: the thread must still get it.
-				 */
+				/* A signal stop came first: the signal is still due. */
 				if (st >> 16 != PTRACE_EVENT_STOP)
 					t->sig = WSTOPSIG(st);
 			} else {
@@ -263,9 +291,8 @@ static void wait_stops(struct job *j, int64_t deadline)
 			for (size_t i = 0; i < j->n; i++)
 				if (j->t[i].state == T_SEIZED)
 					note(&j->t[i],
-					     "thread %d did not stop within %lld ms "
-					     "(uninterruptible "
-					     "sleep?)",
+					     "thread %d did not stop within %lld ms (blocked in "
+					     "the kernel)",
 					     (int)j->t[i].tid, STOP_TIMEOUT_NS / 1000000);
 			return;
 		}

@@ -17,19 +17,25 @@
 #define FP_UNWIND_MAX_FRAMES 512
 
 /*
- * Unwinds every thread of s (by fp_thread.tid) in process pid, innermost
- * first, and replaces each thread's frames by the merged list.  A thread that
- * cannot be unwound keeps its Python frames and gets an error note.
- * Returns 0, or -1 with err set when the process could not be stopped at all.
+ * Unwinds every thread of s (by fp_thread.tid, a host tid) in process pid,
+ * innermost first, and replaces each thread's frames by the merged list.
+ * The threads are stopped together for the unwind only (a thread that does
+ * not stop within 1 s is given up) and run again before this returns, on
+ * every path.  A thread that cannot be unwound keeps its Python frames and
+ * gets an error note.  Returns 0, or -1 with err set when no thread could be
+ * stopped at all (then s is unchanged).
  */
 int fp_unwind_stack(pid_t pid, struct fp_stack *s, char *err, size_t errlen);
 
 /*
  * The merge itself, pure: native frames (innermost first) and Python frames
- * (innermost first) -> one list, each eval frame replaced by the Python
- * frames it was running (up to and including the next `entry` frame).
- * Python frames left over are appended at the outer end.  Takes ownership of
- * both arrays' contents; *out is newly allocated.
+ * (innermost first) -> one list, innermost first, each eval frame replaced by
+ * the Python frames it was running (up to and including the next `entry`
+ * frame).  An eval frame with no Python frame left stays as it is; Python
+ * frames left over are appended at the outer end.  On success it owns both
+ * arrays' contents (the eval frames it drops are freed; the caller frees only
+ * the two arrays themselves) and *out is newly allocated.  Returns -1 when
+ * out of memory, having taken nothing.
  */
 int fp_unwind_merge(struct fp_frame *native, size_t nnative, struct fp_frame *py, size_t npy,
 		    struct fp_frame **out, size_t *nout);
