@@ -12,10 +12,12 @@ SOCK=$WORK/fpd.sock
 FPD_PID=""
 SERVICE_PID=""
 cleanup() {
-	[ -n "$SERVICE_PID" ] && kill "$SERVICE_PID" 2>/dev/null && wait "$SERVICE_PID" 2>/dev/null
-	[ -n "$FPD_PID" ] && kill -TERM "$FPD_PID" 2>/dev/null && wait "$FPD_PID" 2>/dev/null
+	local status=$?
+	set +e
+	if [ -n "$SERVICE_PID" ]; then kill "$SERVICE_PID" 2>/dev/null; wait "$SERVICE_PID" 2>/dev/null; fi
+	if [ -n "$FPD_PID" ]; then kill -TERM "$FPD_PID" 2>/dev/null; wait "$FPD_PID" 2>/dev/null; fi
 	rm -rf "$WORK"
-	return 0
+	exit "$status"
 }
 trap cleanup EXIT
 
@@ -38,14 +40,15 @@ for _ in $(seq 100); do grep -q "demo service on" "$WORK/service.log" 2>/dev/nul
 cat "$WORK/service.log"
 
 section "a few requests"
+# One slow request in the background (about 20 s of CPU), so that a pool
+# worker is busy in count_primes() during the dumps below.
+"$PYTHON" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=120).read()' \
+	"http://127.0.0.1:$PORT/work?n=3000000" >/dev/null 2>&1 &
 for n in 20000 30000 40000; do
 	printf 'GET /work?n=%s -> ' "$n"
 	"$PYTHON" -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=30).read().decode().strip())' \
 		"http://127.0.0.1:$PORT/work?n=$n"
 done
-# One slow request in the background, so that a pool worker is busy during the dumps.
-"$PYTHON" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=60).read()' \
-	"http://127.0.0.1:$PORT/work?n=400000" >/dev/null 2>&1 &
 
 section "fpctl ps"
 run fpctl ps
