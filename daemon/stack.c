@@ -755,6 +755,25 @@ static json_t *thread_json(struct fp_req *r, const struct fp_thread *t, struct f
 	return ev;
 }
 
+struct reread {
+	const struct fp_python *py;
+	const struct fp_mem *mem;
+	unsigned flags;
+	struct fp_stack *s;
+};
+
+static void reread_stopped(void *arg)
+{
+	struct reread *re = arg;
+	struct fp_stack fresh;
+	char err[256];
+	/* Should this read fail, the first one stands: still a useful answer. */
+	if (fp_stack_read(re->py, re->mem, re->flags, &fresh, err, sizeof(err)) != 0)
+		return;
+	fp_stack_free(re->s);
+	*re->s = fresh;
+}
+
 int fp_cmd_stack(struct fp_req *r)
 {
 	if (fp_req_flag(r, "async"))
@@ -775,13 +794,16 @@ int fp_cmd_stack(struct fp_req *r)
 	struct fp_stack s;
 	char err[512] = "";
 	int rc = fp_stack_read(&py, &mem, flags, &s, err, sizeof(err));
+	if (rc == 0 && (flags & FP_STACK_NATIVE)) {
+		/* The first read names the threads to stop; the second is taken while they are. */
+		struct reread re = {.py = &py, .mem = &mem, .flags = flags, .s = &s};
+		rc = fp_unwind_stack(r->pid, &s, reread_stopped, &re, err, sizeof(err));
+		if (rc)
+			fp_stack_free(&s);
+	}
 	fp_mem_proc_close(&mp);
 	if (rc)
 		return fp_req_fail(r, "read", FP_EXIT_CMD, "%s", err);
-	if ((flags & FP_STACK_NATIVE) && fp_unwind_stack(r->pid, &s, err, sizeof(err)) != 0) {
-		fp_stack_free(&s);
-		return fp_req_fail(r, "unwind", FP_EXIT_CMD, "stack --native: %s", err);
-	}
 
 	struct fp_proc_info info;
 	fp_proc_info(r->pid, &info);

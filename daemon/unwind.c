@@ -64,6 +64,8 @@ struct job {
 	struct target_thread *t;
 	size_t n;
 	int64_t stop_ns; /* from the first seize to the last detach */
+	void (*while_stopped)(void *arg);
+	void *arg;
 };
 
 static int64_t now_ns(void)
@@ -346,6 +348,8 @@ static void *tracer_main(void *arg)
 	int64_t start = now_ns();
 	stop_all(j);
 	wait_stops(j, start + STOP_TIMEOUT_NS);
+	if (j->while_stopped)
+		j->while_stopped(j->arg);
 	unwind_all(j);
 	detach_all(j);
 	j->stop_ns = now_ns() - start;
@@ -599,11 +603,24 @@ static void merge_thread(struct symcache *c, struct target_thread *t, struct fp_
 	th->nframes = nmerged;
 }
 
-int fp_unwind_stack(pid_t pid, struct fp_stack *s, char *err, size_t errlen)
+static struct fp_thread *thread_by_tid(struct fp_stack *s, pid_t tid)
+{
+	for (size_t i = 0; i < s->nthreads; i++)
+		if (s->threads[i].tid == tid)
+			return &s->threads[i];
+	return NULL;
+}
+
+int fp_unwind_stack(pid_t pid, struct fp_stack *s, void (*while_stopped)(void *arg), void *arg,
+		    char *err, size_t errlen)
 {
 	if (s->nthreads == 0)
 		return 0;
-	struct job j = {.pid = pid, .root = -1, .n = s->nthreads};
+	struct job j = {.pid = pid,
+			.root = -1,
+			.n = s->nthreads,
+			.while_stopped = while_stopped,
+			.arg = arg};
 	j.t = calloc(s->nthreads, sizeof(*j.t));
 	if (!j.t) {
 		snprintf(err, errlen, "out of memory for %zu threads", s->nthreads);
@@ -644,11 +661,15 @@ int fp_unwind_stack(pid_t pid, struct fp_stack *s, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory for the symbols of %zu frames", npcs);
 		goto out;
 	}
+	/* while_stopped may have read the stacks again: match threads by tid, not position. */
 	for (size_t i = 0; i < j.n; i++) {
+		struct fp_thread *th = thread_by_tid(s, j.t[i].tid);
+		if (!th)
+			continue;
 		if (j.t[i].n > 0)
-			merge_thread(&cache, &j.t[i], &s->threads[i]);
+			merge_thread(&cache, &j.t[i], th);
 		if (j.t[i].error)
-			thread_error(&s->threads[i], j.t[i].error);
+			thread_error(th, j.t[i].error);
 	}
 	symcache_free(&cache);
 	rc = 0;

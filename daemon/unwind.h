@@ -21,11 +21,16 @@
  * innermost first, and replaces each thread's frames by the merged list.
  * The threads are stopped together for the unwind only (a thread that does
  * not stop within 1 s is given up) and run again before this returns, on
- * every path.  A thread that cannot be unwound keeps its Python frames and
- * gets an error note.  Returns 0, or -1 with err set when no thread could be
- * stopped at all (then s is unchanged).
+ * every path.  while_stopped (may be NULL) runs once all threads are stopped,
+ * so the caller can read the Python stacks again at the very instant the
+ * native stacks are taken: a busy thread moves between two reads, and the
+ * merge is only right when both come from the same instant.  It runs on a
+ * thread with every signal blocked and may rewrite s.  A thread that cannot
+ * be unwound keeps its Python frames and gets an error note.  Returns 0, or
+ * -1 with err set when no thread could be stopped at all.
  */
-int fp_unwind_stack(pid_t pid, struct fp_stack *s, char *err, size_t errlen);
+int fp_unwind_stack(pid_t pid, struct fp_stack *s, void (*while_stopped)(void *arg), void *arg,
+		    char *err, size_t errlen);
 
 /*
  * The merge itself, pure: native frames (innermost first) and Python frames

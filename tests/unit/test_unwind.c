@@ -393,7 +393,7 @@ static void test_live(void **state)
 		s.threads[2].nframes = 1;
 
 		char err[256] = "";
-		assert_int_equal(fp_unwind_stack(c.pid, &s, err, sizeof(err)), 0);
+		assert_int_equal(fp_unwind_stack(c.pid, &s, NULL, NULL, err, sizeof(err)), 0);
 		check_sleeper(&s.threads[0]);
 		/* No eval frame in a C program: the Python frame goes to the outer end. */
 		struct fp_thread *t0 = &s.threads[0];
@@ -428,7 +428,7 @@ static void test_thread_that_cannot_stop(void **state)
 	for (size_t i = 0; i < 3; i++)
 		s.threads[i].tid = c.tid[i];
 	char err[256] = "";
-	assert_int_equal(fp_unwind_stack(c.pid, &s, err, sizeof(err)), 0);
+	assert_int_equal(fp_unwind_stack(c.pid, &s, NULL, NULL, err, sizeof(err)), 0);
 	/* It gave up on the thread instead of waiting for the vfork to end. */
 	assert_int_equal(thread_state(c.pid, c.tid[2], &tracer), 'D');
 	check_sleeper(&s.threads[0]);
@@ -450,7 +450,7 @@ static void test_thread_that_cannot_stop(void **state)
 	s.nthreads = 1;
 	s.threads = calloc(1, sizeof(*s.threads));
 	s.threads[0].tid = c.tid[2];
-	assert_int_equal(fp_unwind_stack(c.pid, &s, err, sizeof(err)), 0);
+	assert_int_equal(fp_unwind_stack(c.pid, &s, NULL, NULL, err, sizeof(err)), 0);
 	assert_null(s.threads[0].error);
 	assert_true(find_func(&s.threads[0], "fp_test_after_vfork") >= 0);
 	free_threads(&s);
@@ -469,7 +469,7 @@ static void test_foreign_thread(void **state)
 	s.threads = calloc(1, sizeof(*s.threads));
 	s.threads[0].tid = other.tid[0];
 	char err[256] = "";
-	assert_int_equal(fp_unwind_stack(target.pid, &s, err, sizeof(err)), -1);
+	assert_int_equal(fp_unwind_stack(target.pid, &s, NULL, NULL, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "is not a thread of process"));
 	assert_int_equal(s.threads[0].nframes, 0);
 	free_threads(&s);
@@ -489,7 +489,7 @@ static void test_missing_process(void **state)
 	s.threads = calloc(1, sizeof(*s.threads));
 	s.threads[0].tid = p;
 	char err[256] = "";
-	assert_int_equal(fp_unwind_stack(p, &s, err, sizeof(err)), -1);
+	assert_int_equal(fp_unwind_stack(p, &s, NULL, NULL, err, sizeof(err)), -1);
 	assert_true(err[0] != '\0');
 	free_threads(&s);
 }
