@@ -55,6 +55,8 @@ FUZZ_BIN   := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 
 .PHONY: all deps test unit unit-san fuzz-smoke integration fuzz demo bench install clean format
 .DELETE_ON_ERROR:
+# Keep objects and skeletons that pattern chains would otherwise delete as intermediates.
+.SECONDARY:
 
 all: $(DEPS_STAMP) $(BUILD)/fpd $(BUILD)/fpctl
 
