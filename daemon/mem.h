@@ -62,4 +62,27 @@ struct fp_mem_buf {
 };
 void fp_mem_buf_init(struct fp_mem *m, struct fp_mem_buf *b);
 
+/*
+ * Fields of a structure already copied out of the target: unaligned-safe
+ * loads at a layout offset (the caller has checked the offset is inside).
+ */
+static inline uint64_t fp_blob_u64(const uint8_t *blob, int32_t off)
+{
+	uint64_t v;
+	__builtin_memcpy(&v, blob + off, sizeof(v));
+	return v;
+}
+
+static inline int64_t fp_blob_i64(const uint8_t *blob, int32_t off)
+{
+	return (int64_t)fp_blob_u64(blob, off);
+}
+
+static inline int32_t fp_blob_i32(const uint8_t *blob, int32_t off)
+{
+	int32_t v;
+	__builtin_memcpy(&v, blob + off, sizeof(v));
+	return v;
+}
+
 #endif

@@ -126,20 +126,6 @@ static struct code_info *cache_slot(struct code_cache *cc, uint64_t addr)
 	return &cc->v[j];
 }
 
-static uint64_t rd_u64(const uint8_t *blob, int32_t off)
-{
-	uint64_t v;
-	memcpy(&v, blob + off, sizeof(v));
-	return v;
-}
-
-static int32_t rd_i32(const uint8_t *blob, int32_t off)
-{
-	int32_t v;
-	memcpy(&v, blob + off, sizeof(v));
-	return v;
-}
-
 static char *read_str(struct walker *w, uint64_t obj, size_t cap)
 {
 	char *buf = malloc(cap);
@@ -170,11 +156,11 @@ static void read_local_names(struct walker *w, const uint8_t *blob, struct code_
 	if (!ci->names)
 		return;
 	if (l->co_localsplusnames != FP_NO_FIELD) {
-		read_names(w, rd_u64(blob, l->co_localsplusnames), ci->names, &ci->nnames,
+		read_names(w, fp_blob_u64(blob, l->co_localsplusnames), ci->names, &ci->nnames,
 			   MAX_LOCALS);
 		uint8_t kinds[MAX_LOCALS];
 		size_t klen = 0;
-		uint64_t kobj = rd_u64(blob, l->co_localspluskinds);
+		uint64_t kobj = fp_blob_u64(blob, l->co_localspluskinds);
 		if (fp_py_bytes(&w->ctx, kobj, kinds, sizeof(kinds), &klen) == 0) {
 			ci->kinds = calloc(MAX_LOCALS, 1);
 			if (ci->kinds)
@@ -183,13 +169,13 @@ static void read_local_names(struct walker *w, const uint8_t *blob, struct code_
 		return;
 	}
 	/* <= 3.10: f_localsplus holds varnames, then cellvars, then freevars. */
-	read_names(w, rd_u64(blob, l->co_varnames), ci->names, &ci->nnames, MAX_LOCALS);
-	int32_t nlocals = rd_i32(blob, l->co_nlocals);
+	read_names(w, fp_blob_u64(blob, l->co_varnames), ci->names, &ci->nnames, MAX_LOCALS);
+	int32_t nlocals = fp_blob_i32(blob, l->co_nlocals);
 	if (nlocals >= 0 && (size_t)nlocals < ci->nnames)
 		ci->nnames = (size_t)nlocals;
 	ci->ncells = ci->nnames;
-	read_names(w, rd_u64(blob, l->co_cellvars), ci->names, &ci->nnames, MAX_LOCALS);
-	read_names(w, rd_u64(blob, l->co_freevars), ci->names, &ci->nnames, MAX_LOCALS);
+	read_names(w, fp_blob_u64(blob, l->co_cellvars), ci->names, &ci->nnames, MAX_LOCALS);
+	read_names(w, fp_blob_u64(blob, l->co_freevars), ci->names, &ci->nnames, MAX_LOCALS);
 }
 
 /* Decodes a code object once per request; NULL when addr is not a code object. */
@@ -206,19 +192,19 @@ static const struct code_info *get_code(struct walker *w, uint64_t addr)
 	size_t sz = (size_t)l->co_size < sizeof(blob) ? (size_t)l->co_size : sizeof(blob);
 	if (fp_mem_read(w->mem, addr, blob, sz) != 0)
 		return NULL;
-	if (w->py->code_type && rd_u64(blob, l->ob_type) != w->py->code_type)
+	if (w->py->code_type && fp_blob_u64(blob, l->ob_type) != w->py->code_type)
 		return NULL;
 
 	struct code_info c = {.addr = addr};
-	c.file = read_str(w, rd_u64(blob, l->co_filename), FILE_NAME_MAX);
+	c.file = read_str(w, fp_blob_u64(blob, l->co_filename), FILE_NAME_MAX);
 	int32_t name_off = l->co_qualname != FP_NO_FIELD ? l->co_qualname : l->co_name;
-	c.func = read_str(w, rd_u64(blob, name_off), FUNC_NAME_MAX);
+	c.func = read_str(w, fp_blob_u64(blob, name_off), FUNC_NAME_MAX);
 	if (!c.file || !c.func) {
 		code_info_free(&c);
 		return NULL;
 	}
-	c.firstlineno = rd_i32(blob, l->co_firstlineno);
-	uint64_t tobj = rd_u64(blob, l->co_linetable);
+	c.firstlineno = fp_blob_i32(blob, l->co_firstlineno);
+	uint64_t tobj = fp_blob_u64(blob, l->co_linetable);
 	size_t cap = 4096, len = 0;
 	c.table = malloc(cap);
 	if (c.table && fp_py_bytes(&w->ctx, tobj, c.table, cap, &len) == 0 && len > cap &&
@@ -356,9 +342,9 @@ static int read_raw_frame(struct walker *w, uint64_t addr, struct raw_frame *rf)
 		size_t sz = (size_t)(m > l->fo_lasti ? m : l->fo_lasti) + 8;
 		if (sz > sizeof(blob) || fp_mem_read(w->mem, addr, blob, sz) != 0)
 			return -1;
-		rf->next = rd_u64(blob, l->fo_back);
-		rf->code = rd_u64(blob, l->fo_code);
-		int64_t lasti = rd_i32(blob, l->fo_lasti);
+		rf->next = fp_blob_u64(blob, l->fo_back);
+		rf->code = fp_blob_u64(blob, l->fo_code);
+		int64_t lasti = fp_blob_i32(blob, l->fo_lasti);
 		/* 3.10 counts f_lasti in code units, older versions in bytes. */
 		rf->lasti = (l->linetable == FP_LINES_310 && lasti >= 0) ? lasti * 2 : lasti;
 		rf->locals = addr + (uint64_t)l->fo_localsplus;
@@ -368,15 +354,15 @@ static int read_raw_frame(struct walker *w, uint64_t addr, struct raw_frame *rf)
 	size_t sz = (size_t)l->if_size;
 	if (sz > sizeof(blob) || fp_mem_read(w->mem, addr, blob, sz) != 0)
 		return -1;
-	rf->next = rd_u64(blob, l->if_previous);
-	rf->code = rd_u64(blob, l->if_code);
+	rf->next = fp_blob_u64(blob, l->if_previous);
+	rf->code = fp_blob_u64(blob, l->if_code);
 	if (l->owner_cstack != FP_NO_FIELD && blob[l->if_owner] == (uint8_t)l->owner_cstack) {
 		rf->shim = true;
 		return 0;
 	}
 	if (l->if_is_entry != FP_NO_FIELD)
 		rf->entry = blob[l->if_is_entry] != 0;
-	uint64_t instr = rd_u64(blob, l->if_instr);
+	uint64_t instr = fp_blob_u64(blob, l->if_instr);
 	uint64_t start = rf->code + (uint64_t)l->co_code_adaptive;
 	rf->lasti = instr >= start ? (int64_t)(instr - start) : -1;
 	rf->locals = addr + (uint64_t)l->if_localsplus;
@@ -389,17 +375,17 @@ static uint64_t top_frame(struct walker *w, const uint8_t *ts)
 	uint64_t f = 0;
 	switch (l->frame_model) {
 	case FP_FRAMES_OBJECT:
-		f = rd_u64(ts, l->ts_frame);
+		f = fp_blob_u64(ts, l->ts_frame);
 		break;
 	case FP_FRAMES_CFRAME: {
-		uint64_t cframe = rd_u64(ts, l->ts_cframe);
+		uint64_t cframe = fp_blob_u64(ts, l->ts_cframe);
 		if (!cframe ||
 		    fp_mem_read_u64(w->mem, cframe + (uint64_t)l->cframe_current_frame, &f) != 0)
 			f = 0;
 		break;
 	}
 	case FP_FRAMES_CURRENT:
-		f = rd_u64(ts, l->ts_current_frame);
+		f = fp_blob_u64(ts, l->ts_current_frame);
 		break;
 	}
 	return f;
@@ -582,9 +568,9 @@ static void read_thread(struct walker *w, uint64_t tstate, const uint8_t *ts,
 {
 	const struct fp_layout *l = w->l;
 	t->tstate = tstate;
-	t->ident = rd_u64(ts, l->ts_thread_id);
+	t->ident = fp_blob_u64(ts, l->ts_thread_id);
 	if (l->ts_native_thread_id != FP_NO_FIELD) {
-		t->nstid = (pid_t)rd_u64(ts, l->ts_native_thread_id);
+		t->nstid = (pid_t)fp_blob_u64(ts, l->ts_native_thread_id);
 	} else if (w->py->pthread_tid_off) {
 		/* 3.6/3.7: the kernel tid lives in glibc's struct pthread, which ident points to. */
 		int32_t tid = 0;

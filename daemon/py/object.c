@@ -58,20 +58,6 @@ struct type_info {
 	uint64_t name;
 };
 
-static uint64_t get_u64(const uint8_t *p, int32_t off)
-{
-	uint64_t v;
-	memcpy(&v, p + off, sizeof(v));
-	return v;
-}
-
-static int64_t get_i64(const uint8_t *p, int32_t off)
-{
-	int64_t v;
-	memcpy(&v, p + off, sizeof(v));
-	return v;
-}
-
 static int read_u64(const struct fp_pyctx *c, uint64_t addr, uint64_t *out)
 {
 	*out = 0;
@@ -105,10 +91,10 @@ static int type_at(const struct fp_pyctx *c, uint64_t tp, struct type_info *t)
 	int r = fp_mem_read(c->mem, tp, blob, (size_t)end + 8);
 	if (r < 0)
 		return r;
-	t->name = get_u64(blob, l->tp_name);
-	t->basicsize = get_i64(blob, l->tp_basicsize);
-	t->flags = get_u64(blob, l->tp_flags);
-	t->dictoffset = get_i64(blob, l->tp_dictoffset);
+	t->name = fp_blob_u64(blob, l->tp_name);
+	t->basicsize = fp_blob_i64(blob, l->tp_basicsize);
+	t->flags = fp_blob_u64(blob, l->tp_flags);
+	t->dictoffset = fp_blob_i64(blob, l->tp_dictoffset);
 	return 0;
 }
 
@@ -136,7 +122,7 @@ static int read_head(const struct fp_pyctx *c, uint64_t obj, uint8_t *head, int3
 	if (len > HEAD_MAX || l->ob_type < 0 || l->ob_type + 8 > len)
 		return -EINVAL;
 	int r = fp_mem_read(c->mem, obj, head, (size_t)len);
-	return r < 0 ? r : type_at(c, get_u64(head, l->ob_type), t);
+	return r < 0 ? r : type_at(c, fp_blob_u64(head, l->ob_type), t);
 }
 
 static int type_name_of(const struct fp_pyctx *c, const struct type_info *t, char *out, size_t cap)
@@ -186,7 +172,7 @@ static int read_var_head(const struct fp_pyctx *c, uint64_t obj, uint64_t flag, 
 		return r;
 	if (!(t.flags & flag))
 		return -EINVAL;
-	*n = get_i64(head, c->l->var_size);
+	*n = fp_blob_i64(head, c->l->var_size);
 	return check_size(*n);
 }
 
@@ -206,7 +192,7 @@ static int str_info_parse(const struct fp_pyctx *c, uint64_t obj, const uint8_t 
 	const struct fp_layout *l = c->l;
 	uint32_t state;
 	memcpy(&state, hdr + l->unicode_state, sizeof(state));
-	s->length = get_i64(hdr, l->unicode_length);
+	s->length = fp_blob_i64(hdr, l->unicode_length);
 	s->kind = STATE_KIND(state);
 	s->ascii = STATE_ASCII(state);
 	if (s->length < 0 || s->length > SEQ_LEN_MAX)
@@ -822,7 +808,7 @@ static int dict_view(const struct fp_pyctx *c, uint64_t dict, struct dict_view *
 		return r;
 	if (!(t.flags & TPF_DICT))
 		return -EINVAL;
-	return keys_view(c, get_u64(head, l->dict_keys), get_u64(head, l->dict_values), v);
+	return keys_view(c, fp_blob_u64(head, l->dict_keys), fp_blob_u64(head, l->dict_values), v);
 }
 
 /* Calls fn with each chunk of live (key, value) pairs; stops when fn returns non-zero. */
@@ -842,8 +828,8 @@ static int view_chunks(const struct fp_pyctx *c, const struct dict_view *v, chun
 			return r;
 		size_t m = 0;
 		for (size_t j = 0; j < k; j++) {
-			uint64_t key = get_u64(ebuf + j * v->esize, v->koff);
-			uint64_t val = v->values ? vbuf[j] : get_u64(ebuf + j * v->esize, v->voff);
+			uint64_t key = fp_blob_u64(ebuf + j * v->esize, v->koff);
+			uint64_t val = v->values ? vbuf[j] : fp_blob_u64(ebuf + j * v->esize, v->voff);
 			/* A deleted entry or an unset split slot has no value. */
 			if (key && val) {
 				keys[m] = key;
@@ -908,7 +894,7 @@ struct lookup {
 static int key_matches(struct lookup *k, uint64_t key, const uint8_t *hdr)
 {
 	const struct fp_pyctx *c = k->c;
-	uint64_t tp = get_u64(hdr, c->l->ob_type);
+	uint64_t tp = fp_blob_u64(hdr, c->l->ob_type);
 	struct str_info s;
 	if (str_info_parse(c, key, hdr, &s) < 0 || (uint64_t)s.length != k->points)
 		return 0;
