@@ -78,11 +78,9 @@ def test_threads_functions_lines(interp, pool, fpctl, fmt):
     dump = stack(fpctl, target, fmt)
 
     assert dump.pid == target.pid
-    if dump.version is not None or fmt == "text":
-        assert dump.version == target.version
-    if fmt == "text":
-        assert dump.exe in (target.exe(), target.info["executable"])
-        assert dump.binary == target.exe() or dump.binary in target.maps_paths()
+    assert dump.version == target.version
+    assert dump.exe in (target.exe(), target.info["executable"])
+    assert dump.binary == target.exe() or dump.binary in target.maps_paths()
     check_dump(dump, target)
 
     # The same, spelt out from the markers of basic.py.
