@@ -104,6 +104,15 @@ def debian_python():
     return "/usr/bin/python3"
 
 
+@pytest.fixture(scope="module")
+def idle(debian_python, workdir):
+    """A root-owned idle Python target (only its main thread, answering pings),
+    shared by the tests of one module."""
+    target = fpdtest.Target(debian_python, "idle.py", logdir=workdir).ready()
+    yield target
+    target.kill()
+
+
 UNSHARE = ["unshare", "--fork", "--pid", "--mount-proc", "--kill-child"]
 
 

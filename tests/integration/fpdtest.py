@@ -432,9 +432,6 @@ class TargetPool(object):
     def get(self, key):
         return self.targets[key].ready()
 
-    def kill(self, key):
-        self.targets.pop(key).kill()
-
     def close(self):
         for t in self.targets.values():
             t.kill()

@@ -18,13 +18,6 @@ SPEC_COMMANDS = ["help", "stack", "watch", "trace", "tt", "getglobal", "vmtool",
 FP_MAX_FRAME = 16 << 20
 
 
-@pytest.fixture(scope="module")
-def idle(debian_python, workdir):
-    target = fpdtest.Target(debian_python, "idle.py", logdir=workdir).ready()
-    yield target
-    target.kill()
-
-
 # --------------------------------------------------------------------------
 # ps
 

@@ -14,14 +14,6 @@ EXIT_USAGE = 2
 EXIT_ATTACH = 3
 
 
-@pytest.fixture(scope="module")
-def idle(debian_python, workdir):
-    """A root-owned Python target for the whole module."""
-    target = fpdtest.Target(debian_python, "idle.py", logdir=workdir).ready()
-    yield target
-    target.kill()
-
-
 def one_line_error(r, status):
     assert r.rc == status, "exit %d, expected %d; stderr: %r" % (r.rc, status, r.err)
     lines = [line for line in r.err.splitlines() if line.strip()]
