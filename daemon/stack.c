@@ -182,7 +182,8 @@ static void read_local_names(struct walker *w, const uint8_t *blob, struct code_
 static const struct code_info *get_code(struct walker *w, uint64_t addr)
 {
 	const struct fp_layout *l = w->l;
-	struct code_info *ci = cache_slot(&w->codes, addr);
+	/* 0 marks the cache's empty slots, and is never a code object anyway. */
+	struct code_info *ci = addr ? cache_slot(&w->codes, addr) : NULL;
 	if (!ci)
 		return NULL;
 	if (ci->addr == addr)
@@ -512,7 +513,13 @@ static const char *thread_state(pid_t pid, const struct fp_task *task, bool hold
 	if (fp_proc_syscall(pid, task->tid, &sc) == 0) {
 		if (sc.nr == -1)
 			return "running";
-		if (sc.nr == SYS_futex && sc.args[0] >= g->lo && sc.args[0] < g->hi)
+		/*
+		 * A timed futex wait interrupted by a ptrace stop (stack --native) resumes
+		 * as restart_syscall with its registers, so its first argument is still
+		 * the futex word.
+		 */
+		if ((sc.nr == SYS_futex || sc.nr == SYS_restart_syscall) && sc.args[0] >= g->lo &&
+		    sc.args[0] < g->hi)
 			return "waiting for GIL";
 		switch (sc.nr) {
 		case SYS_nanosleep:

@@ -132,8 +132,6 @@ def test_gil_held_forever(interp, fpctl, target_pool, fmt):
     hog.settle()
 
 
-@pytest.mark.xfail(strict=True, reason="fpd shows the GIL waiter as idle after stack --native: its futex "
-                   "wait resumes as restart_syscall (219), which daemon/stack.c thread_state() does not map")
 def test_gil_states_after_native(interp, fpctl, target_pool):
     """--native stops the target for a moment; the states shown afterwards
     must be the same as before (the target is unchanged)."""
