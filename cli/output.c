@@ -51,11 +51,17 @@ void cli_print_json(FILE *f, const json_t *frame)
 
 void cli_put_safe(FILE *f, const char *s)
 {
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
-			fprintf(f, "\\x%02x", *p);
-		else
-			putc(*p, f);
+	/* Runs of printable bytes go out in one call: a stack dump is mostly those. */
+	const char *p = s;
+	while (*p) {
+		size_t n = 0;
+		while (p[n] && !(((unsigned char)p[n] < 0x20 && p[n] != '\t') || p[n] == 0x7f))
+			n++;
+		if (n)
+			fwrite(p, 1, n, f);
+		p += n;
+		if (*p)
+			fprintf(f, "\\x%02x", (unsigned char)*p++);
 	}
 }
 

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -235,4 +236,55 @@ int fp_mem_readv(const struct fp_mem *m, struct fp_mem_req *reqs, size_t n)
 		if (reqs[i].err)
 			return reqs[i].err;
 	return 0;
+}
+
+/*
+ * Direct-mapped: a walk's working set is small and local, and a collision
+ * only costs one more read.  A page that cannot be read whole (it is not
+ * mapped) is read around: the request goes to the underlying reader as is.
+ */
+static int cache_read(void *ctx, uint64_t addr, void *buf, size_t len)
+{
+	struct fp_mem_cache *c = ctx;
+	uint8_t *out = buf;
+	while (len > 0) {
+		uint64_t page = addr & ~(uint64_t)(FP_MEM_PAGE - 1);
+		size_t off = (size_t)(addr - page);
+		size_t n = FP_MEM_PAGE - off < len ? FP_MEM_PAGE - off : len;
+		size_t slot = (size_t)(page / FP_MEM_PAGE) % FP_MEM_CACHE_SLOTS;
+		if (c->tags[slot] != page + 1) {
+			c->tags[slot] = 0;
+			if (fp_mem_read(c->under, page, c->pages[slot], FP_MEM_PAGE) != 0)
+				return fp_mem_read(c->under, addr, out, len);
+			c->tags[slot] = page + 1;
+		}
+		memcpy(out, c->pages[slot] + off, n);
+		out += n;
+		addr += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int fp_mem_cache_init(struct fp_mem *m, struct fp_mem_cache *c, const struct fp_mem *under)
+{
+	memset(c, 0, sizeof(*c));
+	c->under = under;
+	c->pages = malloc(FP_MEM_CACHE_SLOTS * sizeof(*c->pages));
+	if (!c->pages)
+		return -ENOMEM;
+	m->read = cache_read;
+	m->ctx = c;
+	return 0;
+}
+
+void fp_mem_cache_reset(struct fp_mem_cache *c)
+{
+	memset(c->tags, 0, sizeof(c->tags));
+}
+
+void fp_mem_cache_free(struct fp_mem_cache *c)
+{
+	free(c->pages);
+	c->pages = NULL;
 }

@@ -63,6 +63,26 @@ struct fp_mem_buf {
 void fp_mem_buf_init(struct fp_mem *m, struct fp_mem_buf *b);
 
 /*
+ * A page cache in front of another reader, for one consistent pass over a
+ * target: a stack walk touches many small structures that sit close
+ * together (frames in the same data-stack chunk, a code object and its
+ * strings), so one process_vm_readv per page replaces one per structure.
+ * What it holds may be stale as soon as it is read: reset it before reading
+ * again something that may have changed.
+ */
+#define FP_MEM_CACHE_SLOTS 256
+#define FP_MEM_PAGE 4096
+struct fp_mem_cache {
+	const struct fp_mem *under;
+	uint64_t tags[FP_MEM_CACHE_SLOTS]; /* page address + 1; 0 marks an empty slot */
+	uint8_t (*pages)[FP_MEM_PAGE];
+};
+/* 0, or -ENOMEM. */
+int fp_mem_cache_init(struct fp_mem *m, struct fp_mem_cache *c, const struct fp_mem *under);
+void fp_mem_cache_reset(struct fp_mem_cache *c);
+void fp_mem_cache_free(struct fp_mem_cache *c);
+
+/*
  * Fields of a structure already copied out of the target: unaligned-safe
  * loads at a layout offset (the caller has checked the offset is inside).
  */

@@ -176,27 +176,23 @@ static long last_number(const char *s)
 	return v;
 }
 
-/* State letter of /proc/.../stat: after the last ')' since comm may hold anything. */
-static char stat_state(const char *statpath)
+/*
+ * State letter and command name from /proc/.../stat: comm is between the
+ * first '(' and the last ')' since it may itself hold anything, parentheses
+ * included.
+ */
+static char stat_state(const char *statpath, char *comm, size_t cap)
 {
 	char *text = slurp(statpath, NULL);
 	if (!text)
 		return '?';
+	char *lp = strchr(text, '(');
 	char *rp = strrchr(text, ')');
 	char st = (rp && rp[1] == ' ' && rp[2]) ? rp[2] : '?';
+	if (comm && lp && rp > lp)
+		snprintf(comm, cap, "%.*s", (int)(rp - lp - 1), lp + 1);
 	free(text);
 	return st;
-}
-
-static void read_comm(const char *path, char *out, size_t cap)
-{
-	char *text = slurp(path, NULL);
-	out[0] = '\0';
-	if (!text)
-		return;
-	text[strcspn(text, "\n")] = '\0';
-	snprintf(out, cap, "%s", text);
-	free(text);
 }
 
 int fp_proc_info(pid_t pid, struct fp_proc_info *out)
@@ -216,9 +212,7 @@ int fp_proc_info(pid_t pid, struct fp_proc_info *out)
 	free(st);
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	out->state = stat_state(path);
-	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
-	read_comm(path, out->comm, sizeof(out->comm));
+	out->state = stat_state(path, out->comm, sizeof(out->comm));
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
 	ssize_t n = readlink(path, out->exe, sizeof(out->exe) - 1);
 	out->exe[n > 0 ? n : 0] = '\0';
@@ -270,9 +264,7 @@ int fp_proc_tasks(pid_t pid, struct fp_task **out, size_t *n)
 			t->nstid = (pid_t)v;
 		free(st);
 		snprintf(p, sizeof(p), "/proc/%d/task/%d/stat", (int)pid, (int)t->tid);
-		t->state = stat_state(p);
-		snprintf(p, sizeof(p), "/proc/%d/task/%d/comm", (int)pid, (int)t->tid);
-		read_comm(p, t->comm, sizeof(t->comm));
+		t->state = stat_state(p, t->comm, sizeof(t->comm));
 		(*n)++;
 	}
 	closedir(d);

@@ -67,7 +67,8 @@ struct code_cache {
 struct walker {
 	const struct fp_python *py;
 	const struct fp_layout *l;
-	const struct fp_mem *mem;
+	const struct fp_mem *mem; /* through the page cache */
+	struct fp_mem_cache *cache;
 	struct fp_pyctx ctx;
 	unsigned flags;
 	struct code_cache codes;
@@ -595,9 +596,10 @@ static void read_thread(struct walker *w, uint64_t tstate, const uint8_t *ts,
 
 	for (int attempt = 0; attempt < WALK_RETRIES; attempt++) {
 		thread_clear_frames(t);
+		/* Each walk reads the thread afresh, and a retry from its current top frame. */
+		fp_mem_cache_reset(w->cache);
 		uint8_t fresh[1024];
 		const uint8_t *cur = ts;
-		/* A retry starts again from the thread's current top frame. */
 		if (attempt > 0 && fp_mem_read(w->mem, tstate, fresh, sizeof(fresh)) == 0)
 			cur = fresh;
 		if (walk_frames(w, top_frame(w, cur), t) == 0)
@@ -639,10 +641,17 @@ static int add_thread(struct fp_stack *s, size_t *cap)
 int fp_stack_read(const struct fp_python *py, const struct fp_mem *mem, unsigned flags,
 		  struct fp_stack *out, char *err, size_t errlen)
 {
-	struct walker w = {.py = py, .l = &py->layout, .mem = mem, .flags = flags};
+	struct fp_mem_cache cache;
+	struct fp_mem cached;
+	memset(out, 0, sizeof(*out));
+	if (fp_mem_cache_init(&cached, &cache, mem) != 0) {
+		snprintf(err, errlen, "out of memory for the page cache");
+		return -1;
+	}
+	mem = &cached;
+	struct walker w = {.py = py, .l = &py->layout, .mem = mem, .cache = &cache, .flags = flags};
 	w.ctx.mem = mem;
 	w.ctx.l = &py->layout;
-	memset(out, 0, sizeof(*out));
 	const struct fp_layout *l = w.l;
 	int tsz = ts_blob_size(l);
 	if (tsz > 1024) {
@@ -658,6 +667,7 @@ int fp_stack_read(const struct fp_python *py, const struct fp_mem *mem, unsigned
 		snprintf(err, errlen, "reading the interpreter list of process %d failed",
 			 (int)py->pid);
 		free(tasks);
+		fp_mem_cache_free(&cache);
 		return -1;
 	}
 	size_t cap = 0;
@@ -695,6 +705,7 @@ int fp_stack_read(const struct fp_python *py, const struct fp_mem *mem, unsigned
 	free(seen.v);
 	free(tasks);
 	cache_free(&w.codes);
+	fp_mem_cache_free(&cache);
 	return 0;
 }
 
@@ -708,27 +719,57 @@ void fp_stack_free(struct fp_stack *s)
 	memset(s, 0, sizeof(*s));
 }
 
+/*
+ * A JSON string for text from the target or its files, which need not be
+ * UTF-8 (a source file in Latin-1, say): invalid bytes become '?' rather
+ * than the whole frame being lost.  NULL gives null.
+ */
+static json_t *jtext(const char *s)
+{
+	if (!s)
+		return json_null();
+	json_t *j = json_string(s);
+	if (j)
+		return j;
+	char *copy = strdup(s);
+	if (!copy)
+		return json_null();
+	for (char *p = copy; *p; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
+	j = json_string(copy);
+	free(copy);
+	return j ? j : json_null();
+}
+
+/* Built field by field: json_pack's format parsing shows in the profile of a large dump. */
 static json_t *frame_json(const struct fp_frame *f, struct fp_sources *src)
 {
-	json_t *j;
-	if (f->kind == FP_FRAME_NATIVE) {
+	json_t *j = json_object();
+	if (!j)
+		return NULL;
+	bool native = f->kind == FP_FRAME_NATIVE;
+	json_object_set_new_nocheck(j, "kind", json_string_nocheck(native ? "native" : "python"));
+	json_object_set_new_nocheck(j, "file", jtext(f->file));
+	json_object_set_new_nocheck(j, "line", json_integer(f->line));
+	json_object_set_new_nocheck(j, "func", jtext(f->func));
+	if (native) {
 		char pc[32];
 		snprintf(pc, sizeof(pc), "0x%llx", (unsigned long long)f->pc);
-		j = json_pack("{s:s, s:s?, s:i, s:s?, s:s?, s:s}", "kind", "native", "file",
-			      f->file, "line", f->line, "func", f->func, "library", f->library,
-			      "pc", pc);
+		json_object_set_new_nocheck(j, "library", jtext(f->library));
+		json_object_set_new_nocheck(j, "pc", json_string_nocheck(pc));
 		return j;
 	}
-	const char *line = fp_sources_line(src, f->file, f->line);
-	j = json_pack("{s:s, s:s?, s:i, s:s?, s:s?}", "kind", "python", "file", f->file, "line",
-		      f->line, "func", f->func, "source", line);
-	if (j && f->locals) {
+	json_object_set_new_nocheck(j, "source", jtext(fp_sources_line(src, f->file, f->line)));
+	if (f->locals) {
 		json_t *locals = json_array();
-		for (size_t i = 0; i < f->nlocals; i++)
-			json_array_append_new(locals, json_pack("{s:s, s:s}", "name",
-								f->locals[i].name, "repr",
-								f->locals[i].repr));
-		json_object_set_new(j, "locals", locals);
+		for (size_t i = 0; i < f->nlocals; i++) {
+			json_t *l = json_object();
+			json_object_set_new_nocheck(l, "name", jtext(f->locals[i].name));
+			json_object_set_new_nocheck(l, "repr", jtext(f->locals[i].repr));
+			json_array_append_new(locals, l);
+		}
+		json_object_set_new_nocheck(j, "locals", locals);
 	}
 	return j;
 }
@@ -737,7 +778,7 @@ static json_t *thread_json(struct fp_req *r, const struct fp_thread *t, struct f
 {
 	json_t *ev = fp_msg_event(r->id, "thread");
 	json_object_set_new(ev, "tid", json_integer(t->tid ? t->tid : t->nstid));
-	json_object_set_new(ev, "name", json_string(t->name));
+	json_object_set_new(ev, "name", jtext(t->name));
 	json_object_set_new(ev, "state", json_string(t->state));
 	json_object_set_new(ev, "truncated", json_integer((json_int_t)t->truncated));
 	json_object_set_new(ev, "error", t->error ? json_string(t->error) : json_null());
