@@ -156,8 +156,10 @@ install: all
 	install -D -m 0755 $(BUILD)/fpctl $(DESTDIR)$(PREFIX)/bin/fpctl
 	install -D -m 0644 tools/fpd.service $(DESTDIR)/etc/systemd/system/fpd.service
 
+# Generated fixtures keep the generator's layout.
 format:
-	clang-format -i $$(find common daemon cli agent tests/unit tests/fuzz include bpf -name '*.[ch]' 2>/dev/null)
+	clang-format -i $$(find common daemon cli agent tests/unit tests/fuzz include bpf -name '*.[ch]' \
+		! -name 'fixtures_*' 2>/dev/null)
 
 clean:
 	rm -rf build

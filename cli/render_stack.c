@@ -10,7 +10,6 @@
 #include "cli.h"
 #include "fp/proto.h"
 
-
 static void render_process(struct cli_stack_render *r, const json_t *ev)
 {
 	fprintf(r->out, "Process %lld: ", (long long)cli_jint(ev, "pid", 0));

@@ -24,8 +24,8 @@ void fp_bpf_check(void)
 	libbpf_set_print(quiet);
 	struct selftest_bpf *skel = selftest_bpf__open();
 	if (!skel) {
-		snprintf(g_status, sizeof(g_status), "unavailable: opening the BPF object failed: %s",
-			 strerror(errno));
+		snprintf(g_status, sizeof(g_status),
+			 "unavailable: opening the BPF object failed: %s", strerror(errno));
 		return;
 	}
 	int err = selftest_bpf__load(skel);

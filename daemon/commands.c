@@ -6,10 +6,10 @@ static const struct {
 	const char *name;
 	fp_cmd_fn fn;
 } commands[] = {
-	{"ps", fp_cmd_ps},
-	{"status", fp_cmd_status},
-	{"check", fp_cmd_check},
-	{"stack", fp_cmd_stack},
+    {"ps", fp_cmd_ps},
+    {"status", fp_cmd_status},
+    {"check", fp_cmd_check},
+    {"stack", fp_cmd_stack},
 };
 
 fp_cmd_fn fp_command_find(const char *name)

@@ -23,7 +23,7 @@ int fp_elf_section(struct fp_elf *e, const char *name, uint64_t *addr, uint64_t 
 /* Reads len bytes at a virtual address from the file's loadable segments. */
 int fp_elf_read_vaddr(struct fp_elf *e, uint64_t vaddr, void *buf, size_t len);
 
-bool fp_elf_is_pie(struct fp_elf *e);     /* ET_DYN */
+bool fp_elf_is_pie(struct fp_elf *e);	  /* ET_DYN */
 bool fp_elf_has_symtab(struct fp_elf *e); /* not stripped */
 bool fp_elf_has_debuginfo(struct fp_elf *e);
 bool fp_elf_has_stapsdt(struct fp_elf *e); /* built with dtrace */

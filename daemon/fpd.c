@@ -18,13 +18,14 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: fpd [--socket PATH]\n"
-		   "       fpd --layout 3.X        print the CPython layout table fpd uses (JSON)\n"
-		   "       fpd --layout-pid PID    print the layout fpd derives for a live process\n"
-		   "       fpd --version\n"
-		   "\n"
-		   "The fpd observer daemon. Clients (fpctl) connect to PATH (default %s).\n",
-		   FP_DEFAULT_SOCKET);
+	fprintf(f,
+		"usage: fpd [--socket PATH]\n"
+		"       fpd --layout 3.X        print the CPython layout table fpd uses (JSON)\n"
+		"       fpd --layout-pid PID    print the layout fpd derives for a live process\n"
+		"       fpd --version\n"
+		"\n"
+		"The fpd observer daemon. Clients (fpctl) connect to PATH (default %s).\n",
+		FP_DEFAULT_SOCKET);
 }
 
 static int print_layout(const struct fp_layout *l)
@@ -48,8 +49,9 @@ static int layout_for_version(const char *v)
 	}
 	const struct fp_layout *l = fp_layout_for(major, minor);
 	if (!l) {
-		fprintf(stderr, "fpd: no static layout table for Python %d.%d (3.13+ layouts come "
-				"from the live process: use --layout-pid)\n",
+		fprintf(stderr,
+			"fpd: no static layout table for Python %d.%d (3.13+ layouts come "
+			"from the live process: use --layout-pid)\n",
 			major, minor);
 		return 1;
 	}
@@ -76,12 +78,12 @@ static int layout_for_pid(const char *arg)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"socket", required_argument, NULL, 's'},
-		{"layout", required_argument, NULL, 'L'},
-		{"layout-pid", required_argument, NULL, 'P'},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"socket", required_argument, NULL, 's'},
+	    {"layout", required_argument, NULL, 'L'},
+	    {"layout-pid", required_argument, NULL, 'P'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct fp_server_opts so = {.socket_path = FP_DEFAULT_SOCKET};
 	int c;
@@ -111,8 +113,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (geteuid() != 0)
-		fprintf(stderr, "fpd: warning: not running as root; only processes of uid %u "
-				"can be inspected and BPF is unavailable\n",
+		fprintf(stderr,
+			"fpd: warning: not running as root; only processes of uid %u "
+			"can be inspected and BPF is unavailable\n",
 			(unsigned)geteuid());
 	setvbuf(stderr, NULL, _IOLBF, 0);
 	fp_bpf_check();

@@ -71,7 +71,7 @@ void fp_mem_buf_init(struct fp_mem *m, struct fp_mem_buf *b);
  * again something that may have changed.
  */
 #define FP_MEM_CACHE_SLOTS 256
-#define FP_MEM_PAGE 4096
+#define FP_MEM_PAGE	   4096
 struct fp_mem_cache {
 	const struct fp_mem *under;
 	uint64_t tags[FP_MEM_CACHE_SLOTS]; /* page address + 1; 0 marks an empty slot */

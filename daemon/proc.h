@@ -32,11 +32,11 @@ const struct fp_map *fp_maps_find(const struct fp_maps *m, uint64_t addr);
 
 struct fp_proc_info {
 	pid_t pid;
-	uid_t uid;     /* real uid */
-	char state;    /* from /proc/PID/stat: R, S, D, Z, T, ... */
+	uid_t uid;  /* real uid */
+	char state; /* from /proc/PID/stat: R, S, D, Z, T, ... */
 	char comm[32];
 	char exe[PATH_MAX]; /* readlink of /proc/PID/exe, as the target sees it */
-	pid_t nspid;   /* pid inside its innermost pid namespace */
+	pid_t nspid;	    /* pid inside its innermost pid namespace */
 };
 
 /* 0, or -errno: -ENOENT when the process does not exist. */

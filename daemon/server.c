@@ -169,9 +169,9 @@ int fp_req_python(struct fp_req *r, struct fp_python *py)
 		int rc;
 		const char *code;
 	} codes[] = {
-		{FP_PY_NO_PROCESS, "no_such_process"}, {FP_PY_ZOMBIE, "zombie"},
-		{FP_PY_NOT_PYTHON, "not_python"},      {FP_PY_UNSUPPORTED, "unsupported"},
-		{FP_PY_NO_ACCESS, "no_access"},        {FP_PY_NOT_READY, "not_ready"},
+	    {FP_PY_NO_PROCESS, "no_such_process"}, {FP_PY_ZOMBIE, "zombie"},
+	    {FP_PY_NOT_PYTHON, "not_python"},	   {FP_PY_UNSUPPORTED, "unsupported"},
+	    {FP_PY_NO_ACCESS, "no_access"},	   {FP_PY_NOT_READY, "not_ready"},
 	};
 	const char *code = "attach";
 	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
@@ -301,10 +301,11 @@ static void *conn_main(void *p)
 	if (rc != FP_FRAME_OK || strcmp(type, "hello") != 0 || !json_is_integer(v) ||
 	    json_integer_value(v) != FP_PROTO_VERSION) {
 		if (rc == FP_FRAME_OK) {
-			json_t *e = fp_msg_error(0, "protocol", FP_EXIT_ATTACH,
-						 "protocol mismatch: fpd speaks version %d and expects "
-						 "a hello frame first; use the fpctl of the same release",
-						 FP_PROTO_VERSION);
+			json_t *e =
+			    fp_msg_error(0, "protocol", FP_EXIT_ATTACH,
+					 "protocol mismatch: fpd speaks version %d and expects "
+					 "a hello frame first; use the fpctl of the same release",
+					 FP_PROTO_VERSION);
 			conn_send(c, e);
 			json_decref(e);
 		} else if (rc != FP_FRAME_EOF) {

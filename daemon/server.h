@@ -18,14 +18,14 @@ struct fp_conn;
 struct fp_req {
 	json_int_t id;
 	const char *cmd;
-	pid_t pid;          /* target, 0 when the command has none */
-	json_t *args;       /* object, never NULL */
-	uid_t uid;          /* requester, from SO_PEERCRED */
+	pid_t pid;    /* target, 0 when the command has none */
+	json_t *args; /* object, never NULL */
+	uid_t uid;    /* requester, from SO_PEERCRED */
 	gid_t gid;
 	pid_t peer_pid;
 	struct fp_conn *conn;
 	atomic_bool cancelled;
-	bool done;          /* an end or error frame was sent */
+	bool done; /* an end or error frame was sent */
 };
 
 /* Sends an event (takes ownership).  -1 when the client is gone. */
@@ -34,7 +34,7 @@ int fp_req_emit(struct fp_req *r, json_t *event);
 int fp_req_end(struct fp_req *r);
 /* Ends the stream with an error; returns -1 so handlers can `return fp_req_fail(...)`. */
 int fp_req_fail(struct fp_req *r, const char *code, int exit_status, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 bool fp_req_cancelled(struct fp_req *r);
 
 /* A boolean argument of the request, false when absent. */

@@ -24,7 +24,7 @@
 
 struct source_file {
 	char *name;
-	char *text;      /* NULL when unreadable */
+	char *text; /* NULL when unreadable */
 	size_t len;
 	uint32_t *lines; /* offsets of line starts */
 	size_t nlines;

@@ -32,14 +32,14 @@
 #include "unwind.h"
 
 #define MAX_INTERPRETERS 64
-#define MAX_THREADS 4096
-#define WALK_RETRIES 3
+#define MAX_THREADS	 4096
+#define WALK_RETRIES	 3
 /* Frames counted (not decoded) past the limit, to say how much was cut. */
 #define MAX_COUNTED_FRAMES 1000000
-#define MAX_LINETABLE (1u << 20)
-#define MAX_LOCALS 256
-#define FUNC_NAME_MAX 256
-#define FILE_NAME_MAX 1024
+#define MAX_LINETABLE	   (1u << 20)
+#define MAX_LOCALS	   256
+#define FUNC_NAME_MAX	   256
+#define FILE_NAME_MAX	   1024
 
 /* CO_FAST_* kinds of co_localspluskinds (3.11+). */
 #define CO_FAST_CELL 0x40
@@ -52,9 +52,9 @@ struct code_info {
 	int firstlineno;
 	uint8_t *table;
 	size_t tlen;
-	char **names;   /* local names in localsplus order, with --locals */
+	char **names;	/* local names in localsplus order, with --locals */
 	uint8_t *kinds; /* 3.11+: CO_FAST_* per local; NULL before */
-	size_t ncells;  /* <= 3.10: first index of cell/free variables */
+	size_t ncells;	/* <= 3.10: first index of cell/free variables */
 	size_t nnames;
 };
 
@@ -580,7 +580,8 @@ static void read_thread(struct walker *w, uint64_t tstate, const uint8_t *ts,
 	if (l->ts_native_thread_id != FP_NO_FIELD) {
 		t->nstid = (pid_t)fp_blob_u64(ts, l->ts_native_thread_id);
 	} else if (w->py->pthread_tid_off) {
-		/* 3.6/3.7: the kernel tid lives in glibc's struct pthread, which ident points to. */
+		/* 3.6/3.7: the kernel tid lives in glibc's struct pthread, which ident points to.
+		 */
 		int32_t tid = 0;
 		if (fp_mem_read_i32(w->mem, t->ident + w->py->pthread_tid_off, &tid) == 0)
 			t->nstid = tid;
@@ -615,8 +616,8 @@ static void read_thread(struct walker *w, uint64_t tstate, const uint8_t *ts,
 
 static int ts_blob_size(const struct fp_layout *l)
 {
-	int32_t offs[] = {l->ts_next, l->ts_frame, l->ts_cframe, l->ts_current_frame,
-			  l->ts_thread_id, l->ts_native_thread_id};
+	int32_t offs[] = {l->ts_next,	       l->ts_frame,	l->ts_cframe,
+			  l->ts_current_frame, l->ts_thread_id, l->ts_native_thread_id};
 	int32_t m = 0;
 	for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]); i++)
 		if (offs[i] > m)

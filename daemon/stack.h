@@ -25,34 +25,35 @@ struct fp_local {
 
 struct fp_frame {
 	enum fp_frame_kind kind;
-	char *file;      /* Python: co_filename; native: source file from DWARF, or NULL */
-	char *func;      /* Python: co_qualname (3.11+) or co_name; native: symbol, or NULL */
-	int line;        /* current line; 0 when unknown */
-	char *library;   /* native: basename of the mapped file */
-	uint64_t pc;     /* native: program counter */
-	uint64_t addr;   /* Python: frame address in the target */
+	char *file;    /* Python: co_filename; native: source file from DWARF, or NULL */
+	char *func;    /* Python: co_qualname (3.11+) or co_name; native: symbol, or NULL */
+	int line;      /* current line; 0 when unknown */
+	char *library; /* native: basename of the mapped file */
+	uint64_t pc;   /* native: program counter */
+	uint64_t addr; /* Python: frame address in the target */
 	/*
 	 * Python: this frame was entered from C, i.e. it is the outermost Python
 	 * frame run by one native _PyEval_EvalFrameDefault call.  Always true on
 	 * <= 3.10 (one eval call per frame).  The --native merge uses it.
 	 */
 	bool entry;
-	bool eval;       /* native: a frame of the interpreter's eval loop */
+	bool eval; /* native: a frame of the interpreter's eval loop */
 	struct fp_local *locals;
 	size_t nlocals;
 };
 
 struct fp_thread {
-	pid_t tid;        /* host tid, 0 when unknown */
-	pid_t nstid;      /* tid inside the target's pid namespace */
-	uint64_t ident;   /* threading.get_ident() */
+	pid_t tid;	/* host tid, 0 when unknown */
+	pid_t nstid;	/* tid inside the target's pid namespace */
+	uint64_t ident; /* threading.get_ident() */
 	uint64_t tstate;
-	char name[64];    /* Python thread name, or the kernel comm */
-	const char *state; /* "running", "holding GIL", "waiting for GIL", "idle", "sleeping", "unknown" */
+	char name[64]; /* Python thread name, or the kernel comm */
+	const char
+	    *state; /* "running", "holding GIL", "waiting for GIL", "idle", "sleeping", "unknown" */
 	struct fp_frame *frames; /* innermost first */
 	size_t nframes;
 	size_t truncated; /* frames beyond FP_STACK_MAX_FRAMES, not shown */
-	char *error;      /* this thread's stack could not be read: why */
+	char *error;	  /* this thread's stack could not be read: why */
 };
 
 struct fp_stack {

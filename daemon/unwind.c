@@ -616,11 +616,8 @@ int fp_unwind_stack(pid_t pid, struct fp_stack *s, void (*while_stopped)(void *a
 {
 	if (s->nthreads == 0)
 		return 0;
-	struct job j = {.pid = pid,
-			.root = -1,
-			.n = s->nthreads,
-			.while_stopped = while_stopped,
-			.arg = arg};
+	struct job j = {
+	    .pid = pid, .root = -1, .n = s->nthreads, .while_stopped = while_stopped, .arg = arg};
 	j.t = calloc(s->nthreads, sizeof(*j.t));
 	if (!j.t) {
 		snprintf(err, errlen, "out of memory for %zu threads", s->nthreads);

@@ -829,7 +829,8 @@ static int view_chunks(const struct fp_pyctx *c, const struct dict_view *v, chun
 		size_t m = 0;
 		for (size_t j = 0; j < k; j++) {
 			uint64_t key = fp_blob_u64(ebuf + j * v->esize, v->koff);
-			uint64_t val = v->values ? vbuf[j] : fp_blob_u64(ebuf + j * v->esize, v->voff);
+			uint64_t val =
+			    v->values ? vbuf[j] : fp_blob_u64(ebuf + j * v->esize, v->voff);
 			/* A deleted entry or an unset split slot has no value. */
 			if (key && val) {
 				keys[m] = key;

@@ -126,7 +126,7 @@ static uint32_t pthread_tid_offset(pid_t pid, const struct fp_maps *maps)
 }
 
 static int set_err(char *err, size_t errlen, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 static int set_err(char *err, size_t errlen, int rc, const char *fmt, ...)
 {
 	va_list ap;
@@ -166,10 +166,11 @@ int fp_python_discover(pid_t pid, struct fp_python *py, char *err, size_t errlen
 		return set_err(err, errlen, FP_PY_NO_ACCESS, "cannot read /proc/%d/status: %s",
 			       (int)pid, strerror(-rc));
 	if (info.state == 'Z' || info.state == 'X')
-		return set_err(err, errlen, FP_PY_ZOMBIE,
-			       "process %d is a zombie (it has exited and its parent has not reaped "
-			       "it yet); nothing to inspect",
-			       (int)pid);
+		return set_err(
+		    err, errlen, FP_PY_ZOMBIE,
+		    "process %d is a zombie (it has exited and its parent has not reaped "
+		    "it yet); nothing to inspect",
+		    (int)pid);
 
 	struct fp_maps maps;
 	rc = fp_maps_read(pid, &maps);
@@ -199,7 +200,8 @@ int fp_python_discover(pid_t pid, struct fp_python *py, char *err, size_t errlen
 			const struct fp_map *m = &maps.v[i];
 			if (!m->path || m->path[0] != '/' || m->offset != 0)
 				continue;
-			bool want = pass == 0 ? is_libpython(m->path) : strcmp(m->path, info.exe) == 0;
+			bool want =
+			    pass == 0 ? is_libpython(m->path) : strcmp(m->path, info.exe) == 0;
 			if (!want)
 				continue;
 			elf = open_mapped(pid, m);
@@ -263,8 +265,8 @@ int fp_python_discover(pid_t pid, struct fp_python *py, char *err, size_t errlen
 		char why[256] = "";
 		if (fp_mem_read(&mem, py->runtime, dbg, sizeof(dbg)) != 0) {
 			rc = set_err(err, errlen, FP_PY_NO_ACCESS,
-				     "process %d: reading _Py_DebugOffsets at 0x%llx failed", (int)pid,
-				     (unsigned long long)py->runtime);
+				     "process %d: reading _Py_DebugOffsets at 0x%llx failed",
+				     (int)pid, (unsigned long long)py->runtime);
 			goto out;
 		}
 		if (fp_layout_from_debug_offsets(dbg, sizeof(dbg), &py->layout, why, sizeof(why))) {

@@ -34,7 +34,7 @@
 
 #define FP_PROTO_VERSION 1
 /* Large enough for a stack dump of thousands of threads with locals. */
-#define FP_MAX_FRAME (16u << 20)
+#define FP_MAX_FRAME	  (16u << 20)
 #define FP_DEFAULT_SOCKET "/run/fpd/fpd.sock"
 
 /* Python frames `stack` reads per thread; deeper stacks are cut and the cut reported. */
@@ -50,11 +50,11 @@ enum fp_exit {
 
 enum fp_frame_status {
 	FP_FRAME_OK = 0,
-	FP_FRAME_EOF = -1,       /* peer closed cleanly between frames */
-	FP_FRAME_IO = -2,        /* read/write failed or connection cut mid-frame */
-	FP_FRAME_TOOBIG = -3,    /* length above FP_MAX_FRAME */
+	FP_FRAME_EOF = -1,	 /* peer closed cleanly between frames */
+	FP_FRAME_IO = -2,	 /* read/write failed or connection cut mid-frame */
+	FP_FRAME_TOOBIG = -3,	 /* length above FP_MAX_FRAME */
 	FP_FRAME_MALFORMED = -4, /* not a JSON object with a string "type" */
-	FP_FRAME_TIMEOUT = -5,   /* no complete frame before the deadline */
+	FP_FRAME_TIMEOUT = -5,	 /* no complete frame before the deadline */
 };
 
 /* Sends one frame.  Does not take ownership of obj.  Never raises SIGPIPE. */
@@ -80,7 +80,7 @@ const char *fp_frame_strerror(int status);
 
 /* Helpers that build the common frames; each returns a new reference. */
 json_t *fp_msg_error(json_int_t id, const char *code, int exit_status, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 json_t *fp_msg_end(json_int_t id);
 json_t *fp_msg_event(json_int_t id, const char *event);
 

@@ -15,8 +15,7 @@
 
 #define MAX_REGIONS 32
 
-static const int versions[][2] = {{3, 6},  {3, 7},  {3, 8},  {3, 9},
-				  {3, 10}, {3, 11}, {3, 12}};
+static const int versions[][2] = {{3, 6}, {3, 7}, {3, 8}, {3, 9}, {3, 10}, {3, 11}, {3, 12}};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

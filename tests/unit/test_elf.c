@@ -84,9 +84,9 @@ static void test_not_elf(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_self_symbol),
-		cmocka_unit_test(test_libc_dynsym),
-		cmocka_unit_test(test_not_elf),
+	    cmocka_unit_test(test_self_symbol),
+	    cmocka_unit_test(test_libc_dynsym),
+	    cmocka_unit_test(test_not_elf),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

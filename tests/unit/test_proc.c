@@ -17,13 +17,13 @@ static void test_maps_parse(void **state)
 {
 	(void)state;
 	const char *text =
-		"55d0c0a00000-55d0c0a2e000 r--p 00000000 fe:00 1234   /usr/bin/python3.11\n"
-		"7f0000000000-7f0000001000 rw-p 00000000 00:00 0 \n"
-		"7f0000001000-7f0000002000 r-xp 00001000 fe:00 99 /opt/my dir/lib x.so (deleted)\n"
-		"garbage line\n"
-		"ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0  [vsyscall]\n"
-		"10-5 r--p 0 00:00 0 /backwards\n"
-		"7f0000003000-7f0000004000 r--p";
+	    "55d0c0a00000-55d0c0a2e000 r--p 00000000 fe:00 1234   /usr/bin/python3.11\n"
+	    "7f0000000000-7f0000001000 rw-p 00000000 00:00 0 \n"
+	    "7f0000001000-7f0000002000 r-xp 00001000 fe:00 99 /opt/my dir/lib x.so (deleted)\n"
+	    "garbage line\n"
+	    "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0  [vsyscall]\n"
+	    "10-5 r--p 0 00:00 0 /backwards\n"
+	    "7f0000003000-7f0000004000 r--p";
 	struct fp_maps m;
 	assert_int_equal(fp_maps_parse(text, strlen(text), &m), 0);
 	assert_int_equal(m.n, 4);
@@ -87,10 +87,10 @@ static void test_missing_process(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_maps_parse),
-		cmocka_unit_test(test_maps_empty),
-		cmocka_unit_test(test_self),
-		cmocka_unit_test(test_missing_process),
+	    cmocka_unit_test(test_maps_parse),
+	    cmocka_unit_test(test_maps_empty),
+	    cmocka_unit_test(test_self),
+	    cmocka_unit_test(test_missing_process),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -52,8 +52,13 @@ static void test_parse_malformed(void **state)
 {
 	(void)state;
 	static const char *const bad[] = {
-		"not json", "[1,2,3]", "{\"id\":1}", "{\"type\":5}",
-		"{\"type\":\"a\",\"type\":\"b\"}", "{\"type\":\"end\"", "\"type\"",
+	    "not json",
+	    "[1,2,3]",
+	    "{\"id\":1}",
+	    "{\"type\":5}",
+	    "{\"type\":\"a\",\"type\":\"b\"}",
+	    "{\"type\":\"end\"",
+	    "\"type\"",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		uint8_t buf[256];
@@ -136,13 +141,13 @@ static void test_oversized_on_socket(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_ok),
-		cmocka_unit_test(test_parse_partial),
-		cmocka_unit_test(test_parse_malformed),
-		cmocka_unit_test(test_parse_too_big),
-		cmocka_unit_test(test_socket_round_trip),
-		cmocka_unit_test(test_socket_cut_mid_frame),
-		cmocka_unit_test(test_oversized_on_socket),
+	    cmocka_unit_test(test_parse_ok),
+	    cmocka_unit_test(test_parse_partial),
+	    cmocka_unit_test(test_parse_malformed),
+	    cmocka_unit_test(test_parse_too_big),
+	    cmocka_unit_test(test_socket_round_trip),
+	    cmocka_unit_test(test_socket_cut_mid_frame),
+	    cmocka_unit_test(test_oversized_on_socket),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -76,8 +76,8 @@ static void test_requester_rights(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_lines),
-		cmocka_unit_test(test_requester_rights),
+	    cmocka_unit_test(test_lines),
+	    cmocka_unit_test(test_requester_rights),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
