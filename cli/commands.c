@@ -47,8 +47,9 @@ static const struct cli_command shell_commands[] = {
 		       "code is injected and the process is not stopped, so it works on a\n"
 		       "process hung with the GIL held. Each thread prints as a traceback\n"
 		       "(most recent call last) with its state (running, holding GIL,\n"
-		       "waiting for GIL, idle) and the source line of each frame when the\n"
-		       "file is readable. Works on stripped, static and shared interpreters.",
+		       "waiting for GIL, sleeping, idle) and the source line of each frame\n"
+		       "when the file is readable. Works on stripped, static and shared\n"
+		       "interpreters, and inside containers.",
 	.examples = EX("# Python stacks of every thread", "stack",
 		       "# interleaved with the native (C) frames", "stack --native",
 		       "# with each frame's local variables", "stack --locals",
