@@ -72,8 +72,16 @@ static int open_as(const char *path, uid_t uid, gid_t gid)
 		return open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	syscall(SYS_setfsgid, gid);
 	syscall(SYS_setfsuid, uid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	int err = errno;
+	/*
+	 * Both calls answer with the previous value, even when they fail (no
+	 * CAP_SETUID/CAP_SETGID): asking again tells whether they took effect.
+	 * If not, the file is not read at all rather than read as root.
+	 */
+	int fd = -1, err = EPERM;
+	if ((uid_t)syscall(SYS_setfsuid, uid) == uid && (gid_t)syscall(SYS_setfsgid, gid) == gid) {
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+		err = errno;
+	}
 	syscall(SYS_setfsuid, 0);
 	syscall(SYS_setfsgid, 0);
 	errno = err;

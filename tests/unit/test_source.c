@@ -11,7 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "daemon/source.h"
@@ -73,11 +76,39 @@ static void test_requester_rights(void **state)
 	fclose(f);
 }
 
+/* Without CAP_SETUID fpd cannot take the requester's rights: it must read nothing. */
+static void test_fails_closed(void **state)
+{
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	assert_int_equal(chmod(path, 0644), 0);
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+		struct __user_cap_data_struct data[2];
+		if (syscall(SYS_capget, &hdr, data) != 0)
+			_exit(2);
+		data[0].effective &= ~(1u << CAP_SETUID);
+		if (syscall(SYS_capset, &hdr, data) != 0)
+			_exit(2);
+		struct fp_sources *s = fp_sources_new(getpid(), 65534, 65534);
+		const char *line = fp_sources_line(s, path, 1);
+		_exit(line == NULL ? 0 : 1);
+	}
+	int status;
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_lines),
 	    cmocka_unit_test(test_requester_rights),
+	    cmocka_unit_test(test_fails_closed),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
