@@ -10,7 +10,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -71,26 +70,25 @@ static void exec_fpd(const char *socket_path)
 		if (slash && (size_t)(slash - self) + sizeof("/fpd") <= sizeof(self)) {
 			strcpy(slash, "/fpd");
 			if (access(self, X_OK) == 0)
-				execl(self, "fpd", "--socket", socket_path, (char *)NULL);
+				execl(self, "fpd", "--socket", socket_path, "--exit-when-idle",
+				      (char *)NULL);
 		}
 	}
-	execlp("fpd", "fpd", "--socket", socket_path, (char *)NULL);
+	execlp("fpd", "fpd", "--socket", socket_path, "--exit-when-idle", (char *)NULL);
 }
 
+/*
+ * The fpd we started runs with --exit-when-idle: once our connection is
+ * closed it leaves by itself, unless another fpctl that found it meanwhile is
+ * still using it, in which case it stays for that one and must not be killed.
+ */
 static void stop_child(struct cli_conn *c)
 {
 	if (c->child <= 0)
 		return;
-	kill(c->child, SIGTERM);
 	long long deadline = now_ms() + STOP_WAIT_MS;
-	while (waitpid(c->child, NULL, WNOHANG) == 0) {
-		if (now_ms() >= deadline) {
-			kill(c->child, SIGKILL);
-			waitpid(c->child, NULL, 0);
-			break;
-		}
-		usleep(10000);
-	}
+	while (waitpid(c->child, NULL, WNOHANG) == 0 && now_ms() < deadline)
+		usleep(5000);
 	c->child = 0;
 }
 
@@ -100,7 +98,6 @@ static int spawn_fpd(struct cli_ctx *ctx, struct cli_conn *c)
 	int errpipe[2];
 	if (pipe2(errpipe, O_CLOEXEC) != 0)
 		return cli_fail(ctx, 3, "spawn", "cannot start fpd: pipe: %s", strerror(errno));
-	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid < 0) {
 		close(errpipe[0]);
@@ -110,13 +107,10 @@ static int spawn_fpd(struct cli_ctx *ctx, struct cli_conn *c)
 	if (pid == 0) {
 		/*
 		 * Its own process group: the terminal's Ctrl-C must reach only
-		 * fpctl, which cancels the request and then stops fpd itself.
-		 * PDEATHSIG covers fpctl being killed outright.
+		 * fpctl, which cancels the request.  fpd ends when its last client
+		 * is gone, fpctl killed outright included (--exit-when-idle).
 		 */
 		setpgid(0, 0);
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (getppid() != parent)
-			_exit(1);
 		int null = open("/dev/null", O_RDWR);
 		if (null >= 0) {
 			dup2(null, 0);

@@ -19,12 +19,13 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: fpd [--socket PATH]\n"
+		"usage: fpd [--socket PATH] [--exit-when-idle]\n"
 		"       fpd --layout 3.X        print the CPython layout table fpd uses (JSON)\n"
 		"       fpd --layout-pid PID    print the layout fpd derives for a live process\n"
 		"       fpd --version\n"
 		"\n"
-		"The fpd observer daemon. Clients (fpctl) connect to PATH (default %s).\n",
+		"The fpd observer daemon. Clients (fpctl) connect to PATH (default %s).\n"
+		"--exit-when-idle stops it once no client is left (fpctl starts it so).\n",
 		FP_DEFAULT_SOCKET);
 }
 
@@ -79,6 +80,7 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"socket", required_argument, NULL, 's'},
+	    {"exit-when-idle", no_argument, NULL, 'I'},
 	    {"layout", required_argument, NULL, 'L'},
 	    {"layout-pid", required_argument, NULL, 'P'},
 	    {"version", no_argument, NULL, 'V'},
@@ -91,6 +93,9 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 's':
 			so.socket_path = optarg;
+			break;
+		case 'I':
+			so.exit_when_idle = true;
 			break;
 		case 'L':
 			return layout_for_version(optarg);

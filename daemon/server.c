@@ -25,6 +25,10 @@
 #include "log.h"
 #include "proc.h"
 
+#define MAX_CLIENTS 256
+/* With --exit-when-idle: how long to wait for the first client. */
+#define IDLE_FIRST_CLIENT_S 10.0
+
 struct fp_conn {
 	int fd;
 	uid_t uid;
@@ -440,15 +444,26 @@ int fp_server_run(const struct fp_server_opts *o)
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	bool served = false;
 	while (!g_stop) {
 		struct pollfd pfd = {.fd = lfd, .events = POLLIN};
-		if (ppoll(&pfd, 1, NULL, &waitmask) < 0) {
+		/* Idle checks are cheap; 50 ms keeps a spawning fpctl's exit wait short. */
+		struct timespec tick = {.tv_nsec = 50 * 1000 * 1000};
+		int pr = ppoll(&pfd, 1, o->exit_when_idle ? &tick : NULL, &waitmask);
+		if (pr < 0) {
 			if (errno == EINTR)
 				continue;
 			fp_log("waiting for clients on %s failed: %s", o->socket_path,
 			       strerror(errno));
 			break;
 		}
+		if (o->exit_when_idle && atomic_load(&g_clients) == 0 &&
+		    (served || fp_server_uptime() > IDLE_FIRST_CLIENT_S) && pr == 0) {
+			fp_log("no client left, stopping (--exit-when-idle)");
+			break;
+		}
+		if (pr == 0)
+			continue;
 		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
@@ -463,11 +478,22 @@ int fp_server_run(const struct fp_server_opts *o)
 			close(fd);
 			continue;
 		}
+		/* Each client costs a thread: a cap keeps a local user from exhausting them. */
+		if (atomic_load(&g_clients) >= MAX_CLIENTS) {
+			json_t *e = fp_msg_error(0, "busy", FP_EXIT_ATTACH,
+						 "fpd serves %d clients already; try again later",
+						 MAX_CLIENTS);
+			fp_frame_send(fd, e);
+			json_decref(e);
+			close(fd);
+			continue;
+		}
 		struct fp_conn *c = calloc(1, sizeof(*c));
 		if (!c) {
 			close(fd);
 			continue;
 		}
+		served = true;
 		c->fd = fd;
 		c->uid = cred.uid;
 		c->gid = cred.gid;

@@ -54,6 +54,12 @@ typedef int (*fp_cmd_fn)(struct fp_req *r);
 
 struct fp_server_opts {
 	const char *socket_path;
+	/*
+	 * Stop once no client is connected (after the first one has come and
+	 * gone, or when none came within a few seconds): fpd as started by
+	 * fpctl for the duration of a call.
+	 */
+	bool exit_when_idle;
 };
 
 /* Serves until SIGTERM/SIGINT; returns the exit status for main(). */

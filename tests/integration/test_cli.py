@@ -5,6 +5,7 @@ import os
 import re
 import socket
 import struct
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -164,6 +165,25 @@ def test_starts_fpd_when_none_listens(fpctl, idle, tmp_path):
     r = fpctl("--socket", sock, "attach", idle.pid, "stack", socket=False)
     dump = fpdtest.parse_text(r.out)
     assert dump.names() == ["MainThread"]
+    wait_for(lambda: not fpd_processes_with(sock), 20, "the on-demand fpd to exit")
+    idle.ping()
+
+
+def test_concurrent_calls_share_the_started_fpd(fpd, idle, tmp_path):
+    """Several root fpctl calls at once on a socket nobody listens on: the
+    first starts an fpd, the others use it; none loses its connection when
+    the one that started it exits first, --native requests do not collide
+    as each other's tracers, and no fpd is left afterwards."""
+    sock = str(tmp_path / "shared.sock")
+    cmd = [str(fpdtest.build_dir() / "fpctl"), "--socket", sock, "attach", str(idle.pid),
+           "stack", "--native"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(4)]
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err.decode(errors="replace")
+        dump = fpdtest.parse_text(out.decode(errors="replace"))
+        assert dump.names() == ["MainThread"]
     wait_for(lambda: not fpd_processes_with(sock), 20, "the on-demand fpd to exit")
     idle.ping()
 
