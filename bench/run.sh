@@ -43,7 +43,14 @@ fi
 
 note "tools"
 if [ ! -x "$VENV/bin/python" ]; then
-	/usr/bin/python3 -m venv "$VENV"
+	# Debian's python3 has no ensurepip until python3-venv is installed.
+	if ! /usr/bin/python3 -m venv "$VENV" >/dev/null 2>&1; then
+		rm -rf "$VENV"
+		apt-get install -y -qq python3-venv >/dev/null 2>&1 ||
+			{ apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq python3-venv >/dev/null 2>&1; } ||
+			echo "bench: python3-venv could not be installed"
+		/usr/bin/python3 -m venv "$VENV"
+	fi
 fi
 PEERS=()
 for pkg in py-spy pystack; do
