@@ -21,23 +21,30 @@ struct fp_sampler_opts {
 	bool native;   /* merge native frames (user stack copied into each sample) */
 	bool gil_only; /* keep only samples of the thread holding the GIL */
 	bool idle;     /* also sample threads that are off-CPU */
+	/*
+	 * Turn on the kernel's BPF run-time statistics while the sampler is
+	 * open (benchmarks: they cost two clock reads per program run).
+	 */
+	bool kernel_stats;
 };
 
 /* One resolved sample, valid only during the callback. */
 struct fp_sample_info {
-	pid_t tid;                    /* host tid */
-	const char *thread;           /* Python thread name, else comm */
+	pid_t tid;		       /* host tid */
+	const char *thread;	       /* Python thread name, else comm */
 	const struct fp_frame *frames; /* innermost first, as in struct fp_thread */
 	size_t nframes;
-	bool truncated;               /* the walk hit its depth limit */
+	bool truncated; /* the walk hit its depth limit */
 };
 
 typedef void (*fp_sample_fn)(void *arg, const struct fp_sample_info *s);
 
 struct fp_sampler_stats {
-	uint64_t samples; /* delivered */
-	uint64_t lost;    /* dropped by the kernel side (ring buffer full, ...) */
-	uint64_t faulted; /* walks cut by a fault reading target memory */
+	uint64_t samples;     /* delivered */
+	uint64_t lost;	      /* dropped by the kernel side (ring buffer full, ...) */
+	uint64_t faulted;     /* walks cut by a fault reading target memory */
+	uint64_t kernel_runs; /* program runs, with opts.kernel_stats (else 0) */
+	uint64_t kernel_ns;   /* their total run time */
 };
 
 struct fp_sampler;

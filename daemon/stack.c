@@ -27,7 +27,7 @@
 
 #include "commands.h"
 #include "proc.h"
-#include "py/code.h"
+#include "py/codecache.h"
 #include "py/object.h"
 #include "source.h"
 #include "unwind.h"
@@ -37,33 +37,11 @@
 #define WALK_RETRIES	 3
 /* Frames counted (not decoded) past the limit, to say how much was cut. */
 #define MAX_COUNTED_FRAMES 1000000
-#define MAX_LINETABLE	   (1u << 20)
 #define MAX_LOCALS	   256
-#define FUNC_NAME_MAX	   256
-#define FILE_NAME_MAX	   1024
 
 /* CO_FAST_* kinds of co_localspluskinds (3.11+). */
 #define CO_FAST_CELL 0x40
 #define CO_FAST_FREE 0x80
-
-struct code_info {
-	uint64_t addr;
-	char *file;
-	char *func;
-	int firstlineno;
-	uint8_t *table;
-	size_t tlen;
-	char **names;	/* local names in localsplus order, with --locals */
-	uint8_t *kinds; /* 3.11+: CO_FAST_* per local; NULL before */
-	size_t ncells;	/* <= 3.10: first index of cell/free variables */
-	size_t nnames;
-};
-
-/* Open-addressing cache of decoded code objects, for one request. */
-struct code_cache {
-	struct code_info *v;
-	size_t cap, n;
-};
 
 struct walker {
 	const struct fp_python *py;
@@ -72,160 +50,8 @@ struct walker {
 	struct fp_mem_cache *cache;
 	struct fp_pyctx ctx;
 	unsigned flags;
-	struct code_cache codes;
+	struct fp_codecache codes;
 };
-
-static uint64_t hash64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	return x;
-}
-
-static void code_info_free(struct code_info *c)
-{
-	free(c->file);
-	free(c->func);
-	free(c->table);
-	for (size_t i = 0; i < c->nnames; i++)
-		free(c->names[i]);
-	free(c->names);
-	free(c->kinds);
-}
-
-static void cache_free(struct code_cache *cc)
-{
-	for (size_t i = 0; i < cc->cap; i++)
-		if (cc->v[i].addr)
-			code_info_free(&cc->v[i]);
-	free(cc->v);
-	memset(cc, 0, sizeof(*cc));
-}
-
-static struct code_info *cache_slot(struct code_cache *cc, uint64_t addr)
-{
-	if (cc->n * 2 >= cc->cap) {
-		size_t ncap = cc->cap ? cc->cap * 2 : 256;
-		struct code_info *nv = calloc(ncap, sizeof(*nv));
-		if (!nv)
-			return NULL;
-		for (size_t i = 0; i < cc->cap; i++) {
-			if (!cc->v[i].addr)
-				continue;
-			size_t j = hash64(cc->v[i].addr) & (ncap - 1);
-			while (nv[j].addr)
-				j = (j + 1) & (ncap - 1);
-			nv[j] = cc->v[i];
-		}
-		free(cc->v);
-		cc->v = nv;
-		cc->cap = ncap;
-	}
-	size_t j = hash64(addr) & (cc->cap - 1);
-	while (cc->v[j].addr && cc->v[j].addr != addr)
-		j = (j + 1) & (cc->cap - 1);
-	return &cc->v[j];
-}
-
-static char *read_str(struct walker *w, uint64_t obj, size_t cap)
-{
-	char *buf = malloc(cap);
-	if (buf && fp_py_str(&w->ctx, obj, buf, cap) < 0) {
-		free(buf);
-		return NULL;
-	}
-	return buf;
-}
-
-/* Names of a tuple of str, appended to names[*n..]. */
-static void read_names(struct walker *w, uint64_t tuple, char **names, size_t *n, size_t cap)
-{
-	uint64_t items[MAX_LOCALS];
-	size_t len = 0;
-	if (!tuple || fp_py_tuple(&w->ctx, tuple, items, MAX_LOCALS, &len) < 0)
-		return;
-	for (size_t i = 0; i < len && i < MAX_LOCALS && *n < cap; i++) {
-		char *s = read_str(w, items[i], 128);
-		names[(*n)++] = s ? s : strdup("?");
-	}
-}
-
-static void read_local_names(struct walker *w, const uint8_t *blob, struct code_info *ci)
-{
-	const struct fp_layout *l = w->l;
-	ci->names = calloc(MAX_LOCALS, sizeof(char *));
-	if (!ci->names)
-		return;
-	if (l->co_localsplusnames != FP_NO_FIELD) {
-		read_names(w, fp_blob_u64(blob, l->co_localsplusnames), ci->names, &ci->nnames,
-			   MAX_LOCALS);
-		uint8_t kinds[MAX_LOCALS];
-		size_t klen = 0;
-		uint64_t kobj = fp_blob_u64(blob, l->co_localspluskinds);
-		if (fp_py_bytes(&w->ctx, kobj, kinds, sizeof(kinds), &klen) == 0) {
-			ci->kinds = calloc(MAX_LOCALS, 1);
-			if (ci->kinds)
-				memcpy(ci->kinds, kinds, klen < MAX_LOCALS ? klen : MAX_LOCALS);
-		}
-		return;
-	}
-	/* <= 3.10: f_localsplus holds varnames, then cellvars, then freevars. */
-	read_names(w, fp_blob_u64(blob, l->co_varnames), ci->names, &ci->nnames, MAX_LOCALS);
-	int32_t nlocals = fp_blob_i32(blob, l->co_nlocals);
-	if (nlocals >= 0 && (size_t)nlocals < ci->nnames)
-		ci->nnames = (size_t)nlocals;
-	ci->ncells = ci->nnames;
-	read_names(w, fp_blob_u64(blob, l->co_cellvars), ci->names, &ci->nnames, MAX_LOCALS);
-	read_names(w, fp_blob_u64(blob, l->co_freevars), ci->names, &ci->nnames, MAX_LOCALS);
-}
-
-/* Decodes a code object once per request; NULL when addr is not a code object. */
-static const struct code_info *get_code(struct walker *w, uint64_t addr)
-{
-	const struct fp_layout *l = w->l;
-	/* 0 marks the cache's empty slots, and is never a code object anyway. */
-	struct code_info *ci = addr ? cache_slot(&w->codes, addr) : NULL;
-	if (!ci)
-		return NULL;
-	if (ci->addr == addr)
-		return ci;
-
-	uint8_t blob[512];
-	size_t sz = (size_t)l->co_size < sizeof(blob) ? (size_t)l->co_size : sizeof(blob);
-	if (fp_mem_read(w->mem, addr, blob, sz) != 0)
-		return NULL;
-	if (w->py->code_type && fp_blob_u64(blob, l->ob_type) != w->py->code_type)
-		return NULL;
-
-	struct code_info c = {.addr = addr};
-	c.file = read_str(w, fp_blob_u64(blob, l->co_filename), FILE_NAME_MAX);
-	int32_t name_off = l->co_qualname != FP_NO_FIELD ? l->co_qualname : l->co_name;
-	c.func = read_str(w, fp_blob_u64(blob, name_off), FUNC_NAME_MAX);
-	if (!c.file || !c.func) {
-		code_info_free(&c);
-		return NULL;
-	}
-	c.firstlineno = fp_blob_i32(blob, l->co_firstlineno);
-	uint64_t tobj = fp_blob_u64(blob, l->co_linetable);
-	size_t cap = 4096, len = 0;
-	c.table = malloc(cap);
-	if (c.table && fp_py_bytes(&w->ctx, tobj, c.table, cap, &len) == 0 && len > cap &&
-	    len <= MAX_LINETABLE) {
-		uint8_t *big = realloc(c.table, len);
-		if (big) {
-			c.table = big;
-			cap = len;
-			fp_py_bytes(&w->ctx, tobj, c.table, cap, &len);
-		}
-	}
-	c.tlen = len <= cap ? len : 0;
-	if (w->flags & FP_STACK_LOCALS)
-		read_local_names(w, blob, &c);
-	*ci = c;
-	w->codes.n++;
-	return ci;
-}
 
 /* Small set of frame addresses: a frame seen twice means a cycle. */
 struct addr_set {
@@ -243,7 +69,7 @@ static bool set_add(struct addr_set *s, uint64_t a)
 		for (size_t i = 0; i < s->cap; i++) {
 			if (!s->v[i])
 				continue;
-			size_t j = hash64(s->v[i]) & (ncap - 1);
+			size_t j = fp_hash64(s->v[i]) & (ncap - 1);
 			while (nv[j])
 				j = (j + 1) & (ncap - 1);
 			nv[j] = s->v[i];
@@ -252,7 +78,7 @@ static bool set_add(struct addr_set *s, uint64_t a)
 		s->v = nv;
 		s->cap = ncap;
 	}
-	size_t j = hash64(a) & (s->cap - 1);
+	size_t j = fp_hash64(a) & (s->cap - 1);
 	while (s->v[j]) {
 		if (s->v[j] == a)
 			return false;
@@ -286,7 +112,7 @@ static void thread_clear_frames(struct fp_thread *t)
 	t->truncated = 0;
 }
 
-static void read_locals(struct walker *w, const struct code_info *ci, uint64_t base,
+static void read_locals(struct walker *w, const struct fp_code_info *ci, uint64_t base,
 			struct fp_frame *f)
 {
 	size_t n = ci->nnames;
@@ -442,7 +268,7 @@ static int walk_frames(struct walker *w, uint64_t frame, struct fp_thread *t)
 			frame = rf.next;
 			continue;
 		}
-		const struct code_info *ci = get_code(w, rf.code);
+		const struct fp_code_info *ci = fp_codecache_get(&w->codes, rf.code);
 		if (!ci) {
 			rc = -1;
 			break;
@@ -450,11 +276,7 @@ static int walk_frames(struct walker *w, uint64_t frame, struct fp_thread *t)
 		struct fp_frame f = {.kind = FP_FRAME_PY, .addr = frame, .entry = rf.entry};
 		f.file = strdup(ci->file);
 		f.func = strdup(ci->func);
-		f.line = rf.lasti < 0 ? ci->firstlineno
-				      : fp_code_line(w->l->linetable, ci->table, ci->tlen,
-						     ci->firstlineno, (int)rf.lasti);
-		if (f.line < 0)
-			f.line = 0;
+		f.line = fp_codecache_line(&w->codes, ci, rf.lasti);
 		if (w->flags & FP_STACK_LOCALS)
 			read_locals(w, ci, rf.locals, &f);
 		if (append_frame(t, &cap, &f) != 0) {
@@ -654,6 +476,7 @@ int fp_stack_read(const struct fp_python *py, const struct fp_mem *mem, unsigned
 	struct walker w = {.py = py, .l = &py->layout, .mem = mem, .cache = &cache, .flags = flags};
 	w.ctx.mem = mem;
 	w.ctx.l = &py->layout;
+	fp_codecache_init(&w.codes, py, mem, (flags & FP_STACK_LOCALS) != 0);
 	const struct fp_layout *l = w.l;
 	int tsz = ts_blob_size(l);
 	if (tsz > 1024) {
@@ -706,7 +529,7 @@ int fp_stack_read(const struct fp_python *py, const struct fp_mem *mem, unsigned
 	}
 	free(seen.v);
 	free(tasks);
-	cache_free(&w.codes);
+	fp_codecache_free(&w.codes);
 	fp_mem_cache_free(&cache);
 	return 0;
 }

@@ -1,0 +1,218 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The stack sampler: a perf_event program (one cpu-clock event per CPU,
+ * opened with pid=-1, filtered here by tgid: a per-task event would follow
+ * one thread only) that walks the Python frames of the target's running
+ * thread and sends code addresses and instruction positions to user space.
+ * Names and lines are resolved there, once per code object.
+ *
+ * The verifier recipe of ../shared/research/bpf-notes.md: offsets come from
+ * frozen .rodata (the verifier sees constants and prunes every other
+ * layout's branch), one bpf_loop() callback per frame (verified once instead
+ * of once per iteration), one read of a frame's fixed part per frame, and
+ * errors accumulated without branching.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+/*
+ * vmlinux.h defines the fixed-width types fp/layout.h uses; the host's
+ * <stdint.h> would pull glibc's 32-bit stubs under -target bpf.
+ */
+#define __CLANG_STDINT_H
+
+#include "fp/sampler.h"
+
+const volatile struct fp_sampler_cfg cfg = {};
+
+/* host tid -> thread state, kept by user space (3.10 and older cannot map a tid in here) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, uint32_t);
+	__type(value, struct fp_sampler_thread);
+} threads SEC(".maps");
+
+/* The event is built here: it is far larger than the 512-byte BPF stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, uint32_t);
+	__type(value, struct fp_sampler_event);
+} scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FP_SCNT_NR);
+	__type(key, uint32_t);
+	__type(value, uint64_t);
+} counters SEC(".maps");
+
+static __always_inline void count(uint32_t i)
+{
+	uint64_t *v = bpf_map_lookup_elem(&counters, &i);
+	if (v)
+		(*v)++;
+}
+
+static __always_inline uint64_t at(const uint8_t *hdr, int32_t off)
+{
+	uint64_t v;
+	__builtin_memcpy(&v, hdr + off, sizeof(v));
+	return v;
+}
+
+struct walk {
+	struct fp_sampler_event *ev;
+	uint64_t frame;
+	long err;
+};
+
+/* One frame per call. Returns 1 to stop the loop. */
+static long walk_one(uint32_t i, struct walk *w)
+{
+	const volatile struct fp_layout *l = &cfg.layout;
+	uint8_t hdr[FP_SAMPLER_FRAME_READ_MAX];
+	uint32_t sz = cfg.frame_read;
+	uint64_t code, next, pos;
+	(void)i;
+
+	if (!w->frame || sz > sizeof(hdr))
+		return 1;
+	w->err |= bpf_probe_read_user(hdr, sz, (void *)w->frame);
+	if (w->err)
+		return 1;
+	if (l->frame_model == FP_FRAMES_OBJECT) {
+		if (l->fo_back < 0 || l->fo_back > FP_SAMPLER_FRAME_READ_MAX - 8 ||
+		    l->fo_code < 0 || l->fo_code > FP_SAMPLER_FRAME_READ_MAX - 8 ||
+		    l->fo_lasti < 0 || l->fo_lasti > FP_SAMPLER_FRAME_READ_MAX - 8)
+			return 1;
+		next = at(hdr, l->fo_back);
+		code = at(hdr, l->fo_code);
+		pos = (uint64_t)(int64_t)(int32_t)at(hdr, l->fo_lasti);
+		w->frame = next;
+	} else {
+		if (l->if_previous < 0 || l->if_previous > FP_SAMPLER_FRAME_READ_MAX - 8 ||
+		    l->if_code < 0 || l->if_code > FP_SAMPLER_FRAME_READ_MAX - 8 ||
+		    l->if_instr < 0 || l->if_instr > FP_SAMPLER_FRAME_READ_MAX - 8 ||
+		    l->if_owner < 0 || l->if_owner > FP_SAMPLER_FRAME_READ_MAX - 1)
+			return 1;
+		next = at(hdr, l->if_previous);
+		code = at(hdr, l->if_code);
+		pos = at(hdr, l->if_instr);
+		w->frame = next;
+		/* 3.12+: the marker frame each C-to-Python entry pushes has no code of its own. */
+		if (l->owner_cstack >= 0 && hdr[l->if_owner] == (uint8_t)l->owner_cstack)
+			return 0;
+	}
+	/*
+	 * The count lives in the map value, not on the stack: the verifier does not
+	 * track it from one iteration to the next, so the callback's states
+	 * converge instead of being explored once per possible count.
+	 */
+	uint32_t n = w->ev->nframes;
+	if (n >= FP_SAMPLER_MAX_FRAMES) {
+		w->ev->flags |= FP_SAMPLE_TRUNCATED;
+		return 1;
+	}
+	w->ev->frames[n & (FP_SAMPLER_MAX_FRAMES - 1)].code = code;
+	w->ev->frames[n & (FP_SAMPLER_MAX_FRAMES - 1)].pos = pos;
+	w->ev->nframes = n + 1;
+	return 0;
+}
+
+static __always_inline uint64_t read_u64(uint64_t addr, long *err)
+{
+	uint64_t v = 0;
+	*err |= bpf_probe_read_user(&v, sizeof(v), (void *)addr);
+	return v;
+}
+
+/* The thread's innermost frame, or 0. */
+static __always_inline uint64_t top_frame(uint64_t ts, long *err)
+{
+	const volatile struct fp_layout *l = &cfg.layout;
+	switch (l->frame_model) {
+	case FP_FRAMES_OBJECT:
+		return read_u64(ts + l->ts_frame, err);
+	case FP_FRAMES_CFRAME: {
+		uint64_t cf = read_u64(ts + l->ts_cframe, err);
+		return cf ? read_u64(cf + l->cframe_current_frame, err) : 0;
+	}
+	default:
+		return read_u64(ts + l->ts_current_frame, err);
+	}
+}
+
+SEC("perf_event")
+int sample(struct bpf_perf_event_data *ctx)
+{
+	const volatile struct fp_layout *l = &cfg.layout;
+	uint64_t id = bpf_get_current_pid_tgid();
+	uint32_t tid = (uint32_t)id, zero = 0;
+	struct walk w = {};
+	(void)ctx;
+
+	if ((id >> 32) != cfg.tgid)
+		return 0;
+	w.ev = bpf_map_lookup_elem(&scratch, &zero);
+	if (!w.ev)
+		return 0;
+	w.ev->tid = tid;
+	w.ev->flags = 0;
+	w.ev->nframes = 0;
+	w.ev->tstate = 0;
+
+	struct fp_sampler_thread *t = bpf_map_lookup_elem(&threads, &tid);
+	uint64_t ts = t ? t->tstate : 0;
+	/* A tid reused by a new thread keeps a stale entry until user space refreshes it. */
+	if (ts && l->ts_native_thread_id >= 0) {
+		int32_t native = 0;
+		w.err |= bpf_probe_read_user(&native, sizeof(native),
+					     (void *)(ts + l->ts_native_thread_id));
+		if (w.err || (uint32_t)native != t->nstid)
+			ts = 0;
+		w.err = 0;
+	}
+	if (cfg.flags & FP_SAMPLER_GIL_ONLY) {
+		int32_t locked = 0;
+		uint64_t holder = 0;
+		long gerr = bpf_probe_read_user(&locked, sizeof(locked), (void *)cfg.gil_locked);
+		gerr |= bpf_probe_read_user(&holder, sizeof(holder), (void *)cfg.gil_holder);
+		if (gerr || !ts || !locked || holder != ts) {
+			count(FP_SCNT_NOT_GIL);
+			return 0;
+		}
+	}
+	if (!ts) {
+		/* Sent all the same: user space refreshes its map when it sees one. */
+		w.ev->flags |= FP_SAMPLE_NO_TSTATE;
+	} else {
+		w.ev->tstate = ts;
+		w.frame = top_frame(ts, &w.err);
+		if (!w.err)
+			bpf_loop(FP_SAMPLER_MAX_FRAMES + 32, walk_one, &w, 0);
+		if (w.err) {
+			count(FP_SCNT_FAULTED);
+			return 0;
+		}
+		if (w.frame)
+			w.ev->flags |= FP_SAMPLE_TRUNCATED;
+	}
+	uint32_t n = w.ev->nframes;
+	if (n > FP_SAMPLER_MAX_FRAMES)
+		n = FP_SAMPLER_MAX_FRAMES;
+	/* No wakeup per sample: user space polls the ring on a timer. */
+	if (bpf_ringbuf_output(&events, w.ev, FP_SAMPLER_EVENT_SIZE(n), BPF_RB_NO_WAKEUP))
+		count(FP_SCNT_LOST);
+	else
+		count(FP_SCNT_SENT);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
