@@ -28,12 +28,12 @@ CFLAGS_MODE := -O2
 LDFLAGS_MODE :=
 endif
 CFLAGS  += $(CFLAGS_BASE) $(CFLAGS_MODE)
-LDLIBS_FPD   := -lbpf -ldw -lelf -lz -ljansson -lpthread
+LDLIBS_FPD   := -lbpf -ldw -lelf -llzma -lz -ljansson -lpthread
 LDLIBS_FPCTL := -ljansson -ledit -lncurses
 
 # Debian packages the build, the tests and the demo need.
 DEB_PACKAGES := gcc make clang libclang-rt-14-dev libbpf-dev bpftool libelf-dev libdw-dev \
-	zlib1g-dev libjansson-dev libedit-dev libncurses-dev libcmocka-dev pkg-config \
+	zlib1g-dev liblzma-dev libjansson-dev libedit-dev libncurses-dev libcmocka-dev pkg-config \
 	python3-pytest gdb util-linux procps
 DEPS_STAMP := build/.deps-$(shell echo $(DEB_PACKAGES) | md5sum | cut -c1-8)
 

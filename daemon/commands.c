@@ -10,6 +10,7 @@ static const struct {
     {"status", fp_cmd_status},
     {"check", fp_cmd_check},
     {"stack", fp_cmd_stack},
+    {"gilstat", fp_cmd_gilstat},
 };
 
 fp_cmd_fn fp_command_find(const char *name)

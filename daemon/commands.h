@@ -11,6 +11,7 @@ int fp_cmd_ps(struct fp_req *r);
 int fp_cmd_status(struct fp_req *r);
 int fp_cmd_check(struct fp_req *r);
 int fp_cmd_stack(struct fp_req *r);
+int fp_cmd_gilstat(struct fp_req *r);
 
 /* The handler of a command name, or NULL. */
 fp_cmd_fn fp_command_find(const char *name);
