@@ -183,6 +183,65 @@ static int parse_history(int argc, char *const argv[], struct cli_cmd *cmd, stru
 	return 0;
 }
 
+/* A threshold, interval or count of gilstat on: a number in [lo, hi]. */
+static int gilstat_number(struct cli_error *err, const char *what, const char *a, double lo,
+			  double hi, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(a, &end);
+	if (end == a || *end || errno || !isfinite(v) || v < lo || v > hi)
+		return usage(err, "gilstat",
+			     "gilstat: %s must be a number from %g to %g, not '%.40s'", what, lo,
+			     hi, a);
+	*out = v;
+	return 0;
+}
+
+/* gilstat on [take_ms] [hold_ms] [interval_s] [max_threads] | gilstat off */
+static int parse_gilstat(int argc, char *const argv[], struct cli_cmd *cmd, struct cli_error *err)
+{
+	static const struct {
+		const char *what;
+		double lo, hi;
+	} pos[] = {{"take_ms", 0, 3600e3},
+		   {"hold_ms", 0, 3600e3},
+		   {"interval_s", 0.1, 3600},
+		   {"max_threads", 0, 1e6}};
+	double vals[4] = {-1, -1, -1, 0};
+	int n = 0;
+	const char *mode = NULL;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--json") == 0) {
+			cmd->json = true;
+		} else if (a[0] == '-' && a[1] && !(a[1] >= '0' && a[1] <= '9')) {
+			return unknown_option(err, "gilstat", a);
+		} else if (!mode) {
+			if (strcmp(a, "on") != 0 && strcmp(a, "off") != 0)
+				return usage(err, "gilstat",
+					     "gilstat: say 'on' or 'off', not '%.40s'", a);
+			mode = a;
+		} else if (strcmp(mode, "off") == 0 || n == 4) {
+			return usage(err, "gilstat", "gilstat: unexpected argument '%.60s'", a);
+		} else if (gilstat_number(err, pos[n].what, a, pos[n].lo, pos[n].hi, &vals[n])) {
+			return 2;
+		} else {
+			n++;
+		}
+	}
+	if (!mode)
+		return usage(err, "gilstat", "gilstat needs 'on' or 'off'");
+	if (vals[3] != (long)vals[3])
+		return usage(err, "gilstat", "gilstat: max_threads must be a whole number");
+	cmd->u.gilstat.off = strcmp(mode, "off") == 0;
+	cmd->u.gilstat.take_ms = vals[0];
+	cmd->u.gilstat.hold_ms = vals[1];
+	cmd->u.gilstat.interval_s = vals[2];
+	cmd->u.gilstat.max_threads = (long)vals[3];
+	return 0;
+}
+
 static int parse_help(int argc, char *const argv[], struct cli_cmd *cmd, struct cli_error *err)
 {
 	if (argc > 2)
@@ -224,6 +283,8 @@ int cli_parse_command(int argc, char *const argv[], pid_t attached, struct cli_c
 		return parse_stack(argc, argv, attached, cmd, err);
 	case CLI_CMD_HISTORY:
 		return parse_history(argc, argv, cmd, err);
+	case CLI_CMD_GILSTAT:
+		return parse_gilstat(argc, argv, cmd, err);
 	default:
 		if (argc > 1)
 			return usage(err, def->name, "%s takes no arguments", def->name);

@@ -34,6 +34,7 @@ enum cli_cmd_id {
 	CLI_CMD_PS,
 	CLI_CMD_STATUS,
 	CLI_CMD_ATTACH,
+	CLI_CMD_GILSTAT,
 	CLI_CMD_OTHER, /* planned commands: nothing of theirs is parsed yet */
 };
 
@@ -84,6 +85,11 @@ struct cli_cmd {
 			bool clear;
 			long last; /* 0: all */
 		} history;
+		struct {
+			bool off;
+			double take_ms, hold_ms, interval_s; /* -1: the daemon's default */
+			long max_threads;		     /* 0: every thread */
+		} gilstat;
 		const char *help_topic;
 	} u;
 };
@@ -250,6 +256,7 @@ void cli_signal_clear(void);
 int cli_cmd_ps(struct cli_ctx *ctx);
 int cli_cmd_status(struct cli_ctx *ctx);
 int cli_cmd_stack(struct cli_ctx *ctx, const struct cli_cmd *cmd);
+int cli_cmd_gilstat(struct cli_ctx *ctx, const struct cli_cmd *cmd);
 
 /*
  * Run a parsed attach command that is not shell-only: help, stack, or a

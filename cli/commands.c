@@ -246,18 +246,34 @@ static const struct cli_command shell_commands[] = {
     },
     {
 	.name = "gilstat",
-	.state = CLI_PLANNED,
-	.id = CLI_CMD_OTHER,
+	.state = CLI_AVAILABLE,
+	.id = CLI_CMD_GILSTAT,
 	.summary = "Per-thread GIL wait and hold statistics",
-	.usage = "gilstat on [take_ms] [hold_ms] [interval_s] [max_threads]\n"
+	.usage = "gilstat on [take_ms] [hold_ms] [interval_s] [max_threads] [--json]\n"
 		 "gilstat off",
-	.description = "Every interval a per-thread report of GIL takes, waits and holds,\n"
-		       "and a warning for each wait or hold longer than the thresholds.",
-	.examples = EX("gilstat on", "gilstat on 5 5", "gilstat off"),
-	.options = OPTS({"take_ms", "warn about waits longer than this (default 5)"},
-			{"hold_ms", "warn about holds longer than this (default 5)"},
+	.description =
+	    "'on' places uprobes on the interpreter's take_gil and drop_gil (nothing is\n"
+	    "written into the target) and, every interval, prints one table: per thread\n"
+	    "the GIL takes, total and average wait for it, total and average hold, and\n"
+	    "drops, busiest first, with the switches per second. Each wait longer than\n"
+	    "take_ms and each hold longer than hold_ms is printed as a warning line as\n"
+	    "it happens (thread, duration, threshold, start and end in CLOCK_MONOTONIC\n"
+	    "ns). It runs in the foreground until Ctrl-C or --timeout, or until the\n"
+	    "target exits; in the attach shell Ctrl-C stops it and returns to the\n"
+	    "prompt. Stopping removes every probe.\n"
+	    "'off' stops the gilstats another session runs on this process and says\n"
+	    "how many it stopped.\n"
+	    "Works on stripped interpreters: symbols come from .symtab, MiniDebugInfo\n"
+	    "or a debug file under /usr/lib/debug, else from the machine code (the\n"
+	    "first line of the output says which, and what that misses). Each GIL\n"
+	    "switch costs a few microseconds of probes: a report warns when that\n"
+	    "exceeds 2% of a CPU.",
+	.examples = EX("gilstat on", "gilstat on 5 5", "gilstat on 10 20 1 4", "gilstat off"),
+	.options = OPTS({"take_ms", "warn about each wait longer than this (default 5; 0: never)"},
+			{"hold_ms", "warn about each hold longer than this (default 5; 0: never)"},
 			{"interval_s", "seconds between reports (default 5)"},
-			{"max_threads", "threads per report"}),
+			{"max_threads", "threads per report, busiest first (default 0: all)"},
+			{"--json", "one JSON event per line"}),
     },
     {
 	.name = "torch",

@@ -1,0 +1,44 @@
+"""Two CPU-bound threads for the sampler: hot-a spins in hot_a, hot-b calls
+leaf in a loop.  With the argument "nogil", a third thread (nogil) burns CPU
+in zlib with the GIL released."""
+
+import zlib
+import sys
+
+import fptarget as fpt
+
+
+def hot_a():
+    fpt.report("hot_a", settle="cpu")
+    n = 0
+    while True: n += 1  # LINE:hot_a
+
+
+def leaf():
+    x = 0
+    for i in range(200): x += i  # LINE:leaf
+    return x
+
+
+def hot_b():
+    fpt.report("hot_b", settle="cpu")
+    while True: leaf()  # LINE:hot_b
+
+
+def nogil():
+    data = b"x" * (1 << 20)
+    fpt.report("nogil", settle="cpu")
+    while True: zlib.compress(data, 1)  # LINE:nogil
+
+
+def main():
+    extra = "nogil" in sys.argv[1:]
+    fpt.expect(4 if extra else 3)
+    fpt.start_thread("hot-a", hot_a)
+    fpt.start_thread("hot-b", hot_b)
+    if extra:
+        fpt.start_thread("nogil", nogil)
+    fpt.serve()
+
+
+main()
