@@ -269,8 +269,24 @@ static void test_shell_commands(void **state)
 	assert_int_equal(parse_cmd(7, &cmd, &err, "help stack"), 0);
 	assert_int_equal(parse_cmd(7, &cmd, &err, "help ps"), 0);
 	assert_int_equal(parse_cmd(7, &cmd, &err, "help nope"), 2);
-	assert_int_equal(parse_cmd(7, &cmd, &err, "gilstat on 5 5"), 0);
-	assert_int_equal(cmd.def->state, CLI_PLANNED);
+	assert_int_equal(parse_cmd(7, &cmd, &err, "gilstat on 5 6 2 3"), 0);
+	assert_int_equal(cmd.def->id, CLI_CMD_GILSTAT);
+	assert_false(cmd.u.gilstat.off);
+	assert_true(cmd.u.gilstat.take_ms == 5 && cmd.u.gilstat.hold_ms == 6);
+	assert_true(cmd.u.gilstat.interval_s == 2 && cmd.u.gilstat.max_threads == 3);
+	assert_int_equal(parse_cmd(7, &cmd, &err, "gilstat on --json"), 0);
+	assert_true(cmd.json && cmd.u.gilstat.take_ms < 0 && cmd.u.gilstat.interval_s < 0);
+	assert_int_equal(parse_cmd(7, &cmd, &err, "gilstat off"), 0);
+	assert_true(cmd.u.gilstat.off);
+	assert_int_equal(parse_cmd(7, &cmd, &err, "gilstat"), 2);
+	assert_string_equal(err.msg, "gilstat needs 'on' or 'off'");
+	assert_int_equal(parse_cmd(7, &cmd, &err, "gilstat off 5"), 2);
+	assert_int_equal(parse_cmd(7, &cmd, &err, "gilstat on 5 5 0"), 2);
+	assert_string_equal(err.msg,
+			    "gilstat: interval_s must be a number from 0.1 to 3600, not '0'");
+	assert_int_equal(parse_cmd(7, &cmd, &err, "gilstat on 1 1 1 2.5"), 2);
+	assert_int_equal(parse_cmd(7, &cmd, &err, "gilstat on 1 1 1 1 1"), 2);
+	assert_int_equal(parse_cmd(7, &cmd, &err, "gilstat start"), 2);
 }
 
 static void test_split_words(void **state)
@@ -307,7 +323,8 @@ static void test_command_table(void **state)
 	    "module", "reload", "perf",	   "top",   "console", "mem",	    "gilstat",
 	    "torch",  "gpu",	"history", "cls",   "quit",    "exit",
 	};
-	static const char *const available[] = {"help", "stack", "history", "cls", "quit", "exit"};
+	static const char *const available[] = {"help", "stack", "gilstat", "history",
+						"cls",	"quit",	 "exit"};
 	for (size_t i = 0; i < sizeof(spec) / sizeof(spec[0]); i++) {
 		const struct cli_command *c = cli_command_find(CLI_SHELL, spec[i]);
 		assert_non_null(c);
@@ -359,7 +376,7 @@ static void test_help_text(void **state)
 	t = capture_help(NULL, CLI_TOP, &rc);
 	assert_non_null(strstr(t, "  ps         available  "));
 	assert_non_null(strstr(t, "  detach     planned    "));
-	assert_non_null(strstr(t, "  gilstat    planned    "));
+	assert_non_null(strstr(t, "  gilstat    available  "));
 	free(t);
 	t = capture_help("stack", CLI_SHELL, &rc);
 	assert_non_null(
