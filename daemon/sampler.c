@@ -346,7 +346,7 @@ void fp_sampler_stats(const struct fp_sampler *s, struct fp_sampler_stats *out)
 	out->samples = s->samples;
 	out->lost = s->lost + kernel_counter(s, FP_SCNT_LOST);
 	out->faulted = s->faulted + kernel_counter(s, FP_SCNT_FAULTED);
-	if (s->skel && s->stats_fd >= 0) {
+	if (s->skel) {
 		struct bpf_prog_info info;
 		uint32_t len = sizeof(info);
 		memset(&info, 0, sizeof(info));
@@ -354,6 +354,7 @@ void fp_sampler_stats(const struct fp_sampler *s, struct fp_sampler_stats *out)
 		    0) {
 			out->kernel_runs = info.run_cnt;
 			out->kernel_ns = info.run_time_ns;
+			out->kernel_insns = info.verified_insns;
 		}
 	}
 }

@@ -40,11 +40,12 @@ struct fp_sample_info {
 typedef void (*fp_sample_fn)(void *arg, const struct fp_sample_info *s);
 
 struct fp_sampler_stats {
-	uint64_t samples;     /* delivered */
-	uint64_t lost;	      /* dropped by the kernel side (ring buffer full, ...) */
-	uint64_t faulted;     /* walks cut by a fault reading target memory */
-	uint64_t kernel_runs; /* program runs, with opts.kernel_stats (else 0) */
-	uint64_t kernel_ns;   /* their total run time */
+	uint64_t samples;      /* delivered */
+	uint64_t lost;	       /* dropped by the kernel side (ring buffer full, ...) */
+	uint64_t faulted;      /* walks cut by a fault reading target memory */
+	uint64_t kernel_runs;  /* program runs, with opts.kernel_stats (else 0) */
+	uint64_t kernel_ns;    /* their total run time */
+	uint32_t kernel_insns; /* instructions the verifier processed to load the program */
 };
 
 struct fp_sampler;

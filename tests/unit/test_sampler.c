@@ -246,10 +246,11 @@ static int drive(int argc, char **argv)
 		free(c.v[i].key);
 	}
 	free(c.v);
-	printf("# samples=%llu lost=%llu faulted=%llu kernel_runs=%llu kernel_ns=%llu\n",
+	printf("# samples=%llu lost=%llu faulted=%llu kernel_runs=%llu kernel_ns=%llu "
+	       "kernel_insns=%u\n",
 	       (unsigned long long)st.samples, (unsigned long long)st.lost,
 	       (unsigned long long)st.faulted, (unsigned long long)st.kernel_runs,
-	       (unsigned long long)st.kernel_ns);
+	       (unsigned long long)st.kernel_ns, st.kernel_insns);
 	return rc;
 }
 
