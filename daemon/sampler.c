@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "fp/sampler.h"
+#include "proc.h"
 #include "py/codecache.h"
 #include "sampler.skel.h"
 
@@ -104,7 +105,10 @@ static const struct tinfo *find_thread(const struct fp_sampler *s, pid_t tid)
 
 /*
  * Reads the thread list again and brings the kernel's tid map in line with
- * it.  A failed read keeps the previous map: samples stay attributed.
+ * it.  Every task of the target is listed, those without a thread state
+ * (threads Python does not know) with their comm, so that their samples do
+ * not trigger another refresh.  A failed read keeps the previous list:
+ * samples stay attributed.
  */
 static void refresh_threads(struct fp_sampler *s)
 {
@@ -112,38 +116,48 @@ static void refresh_threads(struct fp_sampler *s)
 	char err[256];
 	s->last_refresh = now_ns();
 	s->want_refresh = false;
-	if (fp_stack_read(&s->py, &s->mem, 0, &st, err, sizeof(err)) != 0)
+	struct fp_task *tasks = NULL;
+	size_t ntasks = 0;
+	if (fp_proc_tasks(s->py.pid, &tasks, &ntasks) != 0)
 		return;
-	struct tinfo *nt = calloc(st.nthreads ? st.nthreads : 1, sizeof(*nt));
+	if (fp_stack_read(&s->py, &s->mem, 0, &st, err, sizeof(err)) != 0) {
+		free(tasks);
+		return;
+	}
+	struct tinfo *nt = calloc(ntasks ? ntasks : 1, sizeof(*nt));
 	if (!nt) {
 		fp_stack_free(&st);
+		free(tasks);
 		return;
 	}
-	size_t n = 0;
-	for (size_t i = 0; i < st.nthreads; i++) {
-		const struct fp_thread *t = &st.threads[i];
-		if (!t->tid)
-			continue; /* exited meanwhile, or its tid is unknown (3.8-3.10 without
-				     glibc's) */
-		nt[n].tid = t->tid;
-		nt[n].nstid = t->nstid;
-		nt[n].tstate = t->tstate;
-		snprintf(nt[n].name, sizeof(nt[n].name), "%s", t->name);
-		n++;
+	for (size_t i = 0; i < ntasks; i++) {
+		nt[i].tid = tasks[i].tid;
+		nt[i].nstid = tasks[i].nstid;
+		snprintf(nt[i].name, sizeof(nt[i].name), "%s", tasks[i].comm);
+		for (size_t j = 0; j < st.nthreads; j++) {
+			const struct fp_thread *t = &st.threads[j];
+			if (t->tid != tasks[i].tid)
+				continue;
+			nt[i].tstate = t->tstate;
+			snprintf(nt[i].name, sizeof(nt[i].name), "%s", t->name);
+		}
 	}
 	fp_stack_free(&st);
+	free(tasks);
 	if (s->skel) {
 		int fd = bpf_map__fd(s->skel->maps.threads);
 		for (size_t i = 0; i < s->nthreads; i++) {
 			bool kept = false;
-			for (size_t j = 0; j < n && !kept; j++)
-				kept = nt[j].tid == s->threads[i].tid;
+			for (size_t j = 0; j < ntasks && !kept; j++)
+				kept = nt[j].tstate && nt[j].tid == s->threads[i].tid;
 			if (!kept) {
 				uint32_t key = (uint32_t)s->threads[i].tid;
 				bpf_map_delete_elem(fd, &key);
 			}
 		}
-		for (size_t j = 0; j < n; j++) {
+		for (size_t j = 0; j < ntasks; j++) {
+			if (!nt[j].tstate)
+				continue;
 			uint32_t key = (uint32_t)nt[j].tid;
 			struct fp_sampler_thread v = {.tstate = nt[j].tstate,
 						      .nstid = (uint32_t)nt[j].nstid};
@@ -152,7 +166,7 @@ static void refresh_threads(struct fp_sampler *s)
 	}
 	free(s->threads);
 	s->threads = nt;
-	s->nthreads = n;
+	s->nthreads = ntasks;
 }
 
 static void maybe_refresh(struct fp_sampler *s)
@@ -199,7 +213,9 @@ static int on_event(void *ctx, void *data, size_t size)
 	if (size < FP_SAMPLER_EVENT_SIZE(0) || ev->nframes > FP_SAMPLER_MAX_FRAMES ||
 	    size < FP_SAMPLER_EVENT_SIZE(ev->nframes))
 		return 0;
-	if (ev->flags & FP_SAMPLE_NO_TSTATE)
+	const struct tinfo *known = find_thread(s, (pid_t)ev->tid);
+	/* A Python thread the map does not have yet, or a stale entry. */
+	if ((ev->flags & FP_SAMPLE_NO_TSTATE) && known && known->tstate)
 		s->want_refresh = true;
 	for (uint32_t i = 0; i < ev->nframes; i++) {
 		const struct fp_code_info *ci =
