@@ -80,6 +80,7 @@ static long walk_one(uint32_t i, struct walk *w)
 	uint8_t hdr[FP_SAMPLER_FRAME_READ_MAX];
 	uint32_t sz = cfg.frame_read;
 	uint64_t code, next, pos;
+	int entry = 0;
 	(void)i;
 
 	if (!w->frame || sz > sizeof(hdr))
@@ -96,6 +97,7 @@ static long walk_one(uint32_t i, struct walk *w)
 		code = at(hdr, l->fo_code);
 		pos = (uint64_t)(int64_t)(int32_t)at(hdr, l->fo_lasti);
 		w->frame = next;
+		entry = 1; /* one eval-loop call per frame */
 	} else {
 		if (l->if_previous < 0 || l->if_previous > FP_SAMPLER_FRAME_READ_MAX - 8 ||
 		    l->if_code < 0 || l->if_code > FP_SAMPLER_FRAME_READ_MAX - 8 ||
@@ -106,9 +108,18 @@ static long walk_one(uint32_t i, struct walk *w)
 		code = at(hdr, l->if_code);
 		pos = at(hdr, l->if_instr);
 		w->frame = next;
-		/* 3.12+: the marker frame each C-to-Python entry pushes has no code of its own. */
-		if (l->owner_cstack >= 0 && hdr[l->if_owner] == (uint8_t)l->owner_cstack)
+		/*
+		 * 3.12+: the marker frame each C-to-Python entry pushes has no code of
+		 * its own; the frame above it was entered from C.
+		 */
+		if (l->owner_cstack >= 0 && hdr[l->if_owner] == (uint8_t)l->owner_cstack) {
+			uint32_t above = w->ev->nframes - 1;
+			if (w->ev->nframes)
+				w->ev->entry[(above >> 6) & 1] |= 1ULL << (above & 63);
 			return 0;
+		}
+		if (l->if_is_entry >= 0 && l->if_is_entry < FP_SAMPLER_FRAME_READ_MAX)
+			entry = hdr[l->if_is_entry] != 0;
 	}
 	/*
 	 * The count lives in the map value, not on the stack: the verifier does not
@@ -122,6 +133,8 @@ static long walk_one(uint32_t i, struct walk *w)
 	}
 	w->ev->frames[n & (FP_SAMPLER_MAX_FRAMES - 1)].code = code;
 	w->ev->frames[n & (FP_SAMPLER_MAX_FRAMES - 1)].pos = pos;
+	if (entry)
+		w->ev->entry[(n >> 6) & 1] |= 1ULL << (n & 63);
 	w->ev->nframes = n + 1;
 	return 0;
 }
@@ -149,6 +162,48 @@ static __always_inline uint64_t top_frame(uint64_t ts, long *err)
 	}
 }
 
+/*
+ * --native: the registers user space was interrupted in (the task's saved
+ * user registers, also when the sample hit a system call) and as much of
+ * the stack above the stack pointer as is mapped, up to
+ * FP_SAMPLER_STACK_MAX.  Returns the bytes copied.
+ */
+static __always_inline uint32_t copy_user_stack(struct fp_sampler_event *ev)
+{
+	struct pt_regs *r = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	uint64_t *g = ev->regs;
+	g[0] = r->ax;
+	g[1] = r->dx;
+	g[2] = r->cx;
+	g[3] = r->bx;
+	g[4] = r->si;
+	g[5] = r->di;
+	g[6] = r->bp;
+	g[7] = r->sp;
+	g[8] = r->r8;
+	g[9] = r->r9;
+	g[10] = r->r10;
+	g[11] = r->r11;
+	g[12] = r->r12;
+	g[13] = r->r13;
+	g[14] = r->r14;
+	g[15] = r->r15;
+	g[16] = r->ip;
+	/* A read that crosses the top of the stack fails whole: try smaller ones. */
+	void *sp = (void *)r->sp;
+	uint32_t len = 0;
+	if (!bpf_probe_read_user(ev->stack, FP_SAMPLER_STACK_MAX, sp))
+		len = FP_SAMPLER_STACK_MAX;
+	else if (!bpf_probe_read_user(ev->stack, FP_SAMPLER_STACK_MAX / 2, sp))
+		len = FP_SAMPLER_STACK_MAX / 2;
+	else if (!bpf_probe_read_user(ev->stack, FP_SAMPLER_STACK_MAX / 4, sp))
+		len = FP_SAMPLER_STACK_MAX / 4;
+	else if (!bpf_probe_read_user(ev->stack, FP_SAMPLER_STACK_MAX / 8, sp))
+		len = FP_SAMPLER_STACK_MAX / 8;
+	ev->stack_len = len;
+	return len;
+}
+
 SEC("perf_event")
 int sample(struct bpf_perf_event_data *ctx)
 {
@@ -166,7 +221,9 @@ int sample(struct bpf_perf_event_data *ctx)
 	w.ev->tid = tid;
 	w.ev->flags = 0;
 	w.ev->nframes = 0;
+	w.ev->stack_len = 0;
 	w.ev->tstate = 0;
+	w.ev->entry[0] = w.ev->entry[1] = 0;
 
 	struct fp_sampler_thread *t = bpf_map_lookup_elem(&threads, &tid);
 	uint64_t ts = t ? t->tstate : 0;
@@ -207,8 +264,11 @@ int sample(struct bpf_perf_event_data *ctx)
 	uint32_t n = w.ev->nframes;
 	if (n > FP_SAMPLER_MAX_FRAMES)
 		n = FP_SAMPLER_MAX_FRAMES;
+	uint64_t size = FP_SAMPLER_EVENT_SIZE(n);
+	if (cfg.flags & FP_SAMPLER_NATIVE)
+		size = __builtin_offsetof(struct fp_sampler_event, stack) + copy_user_stack(w.ev);
 	/* No wakeup per sample: user space polls the ring on a timer. */
-	if (bpf_ringbuf_output(&events, w.ev, FP_SAMPLER_EVENT_SIZE(n), BPF_RB_NO_WAKEUP))
+	if (bpf_ringbuf_output(&events, w.ev, size, BPF_RB_NO_WAKEUP))
 		count(FP_SCNT_LOST);
 	else
 		count(FP_SCNT_SENT);

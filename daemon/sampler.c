@@ -25,12 +25,16 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <elfutils/libdwfl.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
 #include <linux/perf_event.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,6 +43,7 @@
 #include "proc.h"
 #include "py/codecache.h"
 #include "sampler.skel.h"
+#include "unwind.h"
 
 #define REFRESH_NS     1000000000LL /* thread map and names: every second */
 #define MIN_REFRESH_NS 100000000LL  /* on an unknown tid, at most ten times a second */
@@ -77,7 +82,16 @@ struct fp_sampler {
 
 	int64_t next_tick; /* --idle */
 	uint64_t samples, lost, faulted;
+
+	/* --native: modules of the target, and the sample being unwound. */
+	Dwfl *dwfl;
+	int root; /* /proc/PID/root, where the target's ELF files are opened */
+	const struct fp_sampler_event *cur;
+	size_t cur_len; /* bytes of cur->stack actually received */
+	struct symcache *syms;
 };
+
+static int report_modules(struct fp_sampler *s, char *err, size_t errlen);
 
 static int64_t now_ns(void)
 {
@@ -167,6 +181,11 @@ static void refresh_threads(struct fp_sampler *s)
 	free(s->threads);
 	s->threads = nt;
 	s->nthreads = ntasks;
+	if (s->dwfl) {
+		char why[256];
+		/* Should this fail, the modules known so far still unwind. */
+		report_modules(s, why, sizeof(why));
+	}
 }
 
 static void maybe_refresh(struct fp_sampler *s)
@@ -206,11 +225,304 @@ static int64_t frame_lasti(const struct fp_layout *l, const struct fp_sampler_fr
 	return f->pos >= start ? (int64_t)(f->pos - start) : -1;
 }
 
+/* ---- --native: unwinding the copied user stack with elfutils ---- */
+
+#define EVAL_FUNC	  "_PyEval_EvalFrameDefault"
+#define MAX_NATIVE_FRAMES 128
+
+/* Symbols by pc: a profile sees the same few hundred pcs over and over. */
+struct sym {
+	uint64_t pc; /* 0 marks an empty slot */
+	char *func;
+	const char *library; /* owned by the Dwfl module */
+	bool eval;
+};
+
+struct symcache {
+	struct sym *v;
+	size_t cap, n;
+};
+
+static void symcache_free(struct symcache *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->cap; i++)
+		free(c->v[i].func);
+	free(c->v);
+	free(c);
+}
+
+/*
+ * The target's ELF files, opened inside its root (a container's files, not
+ * fpd's): RESOLVE_IN_ROOT keeps symlinks and ".." inside it, and O_PATH +
+ * fstat opens regular files only.  Deleted files and the vDSO are read from
+ * memory by the stock callback.
+ */
+static int find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr base,
+		    char **file_name, Elf **elfp)
+{
+	const struct fp_sampler *s = *userdata;
+	size_t len = strlen(name);
+	if (name[0] != '/' || (len > 10 && strcmp(name + len - 10, " (deleted)") == 0))
+		return dwfl_linux_proc_find_elf(mod, userdata, name, base, file_name, elfp);
+	struct open_how how = {
+	    .flags = O_PATH | O_CLOEXEC,
+	    .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+	};
+	int pfd = (int)syscall(SYS_openat2, s->root, name, &how, sizeof(how));
+	if (pfd < 0)
+		return -1;
+	struct stat st;
+	char self[64];
+	int fd = -1;
+	if (fstat(pfd, &st) == 0 && S_ISREG(st.st_mode)) {
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", pfd);
+		fd = open(self, O_RDONLY | O_CLOEXEC);
+	}
+	close(pfd);
+	if (fd < 0)
+		return -1;
+	/* Where dwfl_standard_find_debuginfo looks for .gnu_debuglink files. */
+	if (asprintf(file_name, "/proc/%d/root%s", (int)s->py.pid, name) < 0) {
+		*file_name = NULL;
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static const Dwfl_Callbacks dwfl_callbacks = {
+    .find_elf = find_elf,
+    .find_debuginfo = dwfl_standard_find_debuginfo,
+};
+
+static int set_userdata(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr start,
+			void *arg)
+{
+	(void)mod, (void)name, (void)start;
+	*userdata = arg;
+	return DWARF_CB_OK;
+}
+
+/* The thread being unwound is always the current sample's. */
+static pid_t next_thread(Dwfl *dwfl, void *arg, void **thread_argp)
+{
+	(void)dwfl;
+	struct fp_sampler *s = arg;
+	if (*thread_argp)
+		return 0;
+	*thread_argp = s;
+	return (pid_t)s->cur->tid;
+}
+
+static bool get_thread(Dwfl *dwfl, pid_t tid, void *arg, void **thread_argp)
+{
+	(void)dwfl, (void)tid;
+	*thread_argp = arg;
+	return true;
+}
+
+/*
+ * Only the copy: the live stack has moved on since the sample, so a word
+ * outside the copy ends the unwind rather than feeding it garbage.
+ */
+static bool memory_read(Dwfl *dwfl, Dwarf_Addr addr, Dwarf_Word *result, void *arg)
+{
+	(void)dwfl;
+	const struct fp_sampler *s = arg;
+	uint64_t sp = s->cur->regs[FP_SAMPLER_REG_SP];
+	if (addr < sp || addr - sp + sizeof(*result) > s->cur_len)
+		return false;
+	memcpy(result, s->cur->stack + (addr - sp), sizeof(*result));
+	return true;
+}
+
+static bool set_initial_registers(Dwfl_Thread *thread, void *arg)
+{
+	const struct fp_sampler *s = arg;
+	Dwarf_Word regs[FP_SAMPLER_NREGS];
+	memcpy(regs, s->cur->regs, sizeof(regs));
+	if (!dwfl_thread_state_registers(thread, 0, FP_SAMPLER_NREGS, regs))
+		return false;
+	dwfl_thread_state_register_pc(thread, regs[FP_SAMPLER_NREGS - 1]);
+	return true;
+}
+
+static const Dwfl_Thread_Callbacks thread_callbacks = {
+    .next_thread = next_thread,
+    .get_thread = get_thread,
+    .memory_read = memory_read,
+    .set_initial_registers = set_initial_registers,
+};
+
+/* (Re)reads the target's mappings: libraries loaded since are unwound too. */
+static int report_modules(struct fp_sampler *s, char *err, size_t errlen)
+{
+	dwfl_report_begin(s->dwfl);
+	int rc = dwfl_linux_proc_report(s->dwfl, s->py.pid);
+	if (dwfl_report_end(s->dwfl, NULL, NULL) != 0 || rc != 0) {
+		snprintf(err, errlen, "reading the mappings of process %d for --native failed: %s",
+			 (int)s->py.pid, rc > 0 ? strerror(rc) : dwfl_errmsg(-1));
+		return -1;
+	}
+	dwfl_getmodules(s->dwfl, set_userdata, s, 0);
+	return 0;
+}
+
+static int open_native(struct fp_sampler *s, char *err, size_t errlen)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/root", (int)s->py.pid);
+	s->root = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (s->root < 0) {
+		snprintf(err, errlen, "opening %s for --native failed: %s", path, strerror(errno));
+		return -1;
+	}
+	s->syms = calloc(1, sizeof(*s->syms));
+	s->dwfl = dwfl_begin(&dwfl_callbacks);
+	if (!s->syms || !s->dwfl) {
+		snprintf(err, errlen, "setting up the --native unwinder failed: %s",
+			 s->dwfl ? "out of memory" : dwfl_errmsg(-1));
+		return -1;
+	}
+	if (report_modules(s, err, errlen) != 0)
+		return -1;
+	if (!dwfl_attach_state(s->dwfl, NULL, s->py.pid, &thread_callbacks, s)) {
+		snprintf(err, errlen, "preparing the --native unwinder for process %d failed: %s",
+			 (int)s->py.pid, dwfl_errmsg(-1));
+		return -1;
+	}
+	return 0;
+}
+
+/* GCC's hot/cold splitting names the cold part "<name>.cold". */
+static bool is_eval(const char *sym)
+{
+	size_t n = strlen(EVAL_FUNC);
+	return sym && strncmp(sym, EVAL_FUNC, n) == 0 && (sym[n] == '\0' || sym[n] == '.');
+}
+
+static const struct sym *symbolize(struct fp_sampler *s, uint64_t pc, bool activation)
+{
+	struct symcache *c = s->syms;
+	if (c->n * 2 >= c->cap) {
+		size_t ncap = c->cap ? c->cap * 2 : 1024;
+		struct sym *nv = calloc(ncap, sizeof(*nv));
+		if (!nv)
+			return NULL;
+		for (size_t i = 0; i < c->cap; i++) {
+			if (!c->v[i].pc)
+				continue;
+			size_t j = fp_hash64(c->v[i].pc) & (ncap - 1);
+			while (nv[j].pc)
+				j = (j + 1) & (ncap - 1);
+			nv[j] = c->v[i];
+		}
+		free(c->v);
+		c->v = nv;
+		c->cap = ncap;
+	}
+	size_t j = fp_hash64(pc) & (c->cap - 1);
+	while (c->v[j].pc && c->v[j].pc != pc)
+		j = (j + 1) & (c->cap - 1);
+	struct sym *e = &c->v[j];
+	if (e->pc)
+		return e;
+	/* A caller's pc is the return address, which may already be the next function. */
+	Dwarf_Addr at = activation ? pc : pc - 1;
+	Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, at);
+	const char *func = NULL, *library = NULL;
+	if (mod) {
+		library = dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+		if (library && strrchr(library, '/'))
+			library = strrchr(library, '/') + 1;
+		GElf_Off off;
+		GElf_Sym sym;
+		func = dwfl_module_addrinfo(mod, at, &off, &sym, NULL, NULL, NULL);
+	}
+	e->pc = pc;
+	/* "clock_nanosleep@GLIBC_2.2.5": the symbol version says nothing about the frame. */
+	e->func = func ? strndup(func, strcspn(func, "@")) : NULL;
+	e->library = library;
+	e->eval = is_eval(e->func);
+	c->n++;
+	return e;
+}
+
+struct pcs {
+	Dwarf_Addr pc[MAX_NATIVE_FRAMES];
+	bool activation[MAX_NATIVE_FRAMES];
+	size_t n;
+};
+
+static int frame_cb(Dwfl_Frame *state, void *arg)
+{
+	struct pcs *p = arg;
+	if (p->n == MAX_NATIVE_FRAMES || !dwfl_frame_pc(state, &p->pc[p->n], &p->activation[p->n]))
+		return DWARF_CB_ABORT;
+	p->n++;
+	return DWARF_CB_OK;
+}
+
+static void free_frames(struct fp_frame *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		fp_frame_free(&v[i]);
+	free(v);
+}
+
+/*
+ * The sample's native frames, unwound from its copied stack, with the
+ * Python frames py[0..npy) merged in place of the eval-loop frames running
+ * them (as `stack --native` shows them).  *out is newly allocated and owns
+ * its strings; -1 when out of memory.
+ */
+static int native_frames(struct fp_sampler *s, const struct fp_sampler_event *ev, size_t len,
+			 const struct fp_frame *py, size_t npy, struct fp_frame **out, size_t *nout)
+{
+	struct pcs p = {.n = 0};
+	s->cur = ev;
+	s->cur_len = len;
+	/* A stack whose outer end cannot be unwound still has its inner frames. */
+	dwfl_getthread_frames(s->dwfl, (pid_t)ev->tid, frame_cb, &p);
+	struct fp_frame *nat = calloc(p.n ? p.n : 1, sizeof(*nat));
+	struct fp_frame *pyc = calloc(npy ? npy : 1, sizeof(*pyc));
+	bool ok = nat && pyc;
+	for (size_t i = 0; ok && i < p.n; i++) {
+		const struct sym *sym = symbolize(s, p.pc[i], p.activation[i]);
+		nat[i].kind = FP_FRAME_NATIVE;
+		nat[i].pc = p.pc[i];
+		if (sym) {
+			nat[i].eval = sym->eval;
+			nat[i].func = sym->func ? strdup(sym->func) : NULL;
+			nat[i].library = sym->library ? strdup(sym->library) : NULL;
+		}
+	}
+	for (size_t i = 0; ok && i < npy; i++) {
+		pyc[i] = py[i];
+		pyc[i].file = strdup(py[i].file);
+		pyc[i].func = strdup(py[i].func);
+		ok = pyc[i].file && pyc[i].func;
+	}
+	if (!ok || fp_unwind_merge(nat, p.n, pyc, npy, out, nout) != 0) {
+		if (nat)
+			free_frames(nat, p.n);
+		if (pyc)
+			free_frames(pyc, npy);
+		return -1;
+	}
+	free(nat);
+	free(pyc);
+	return 0;
+}
+
 static int on_event(void *ctx, void *data, size_t size)
 {
 	struct fp_sampler *s = ctx;
 	const struct fp_sampler_event *ev = data;
-	if (size < FP_SAMPLER_EVENT_SIZE(0) || ev->nframes > FP_SAMPLER_MAX_FRAMES ||
+	size_t head = __builtin_offsetof(struct fp_sampler_event, frames);
+	if (size < head || ev->nframes > FP_SAMPLER_MAX_FRAMES ||
 	    size < FP_SAMPLER_EVENT_SIZE(ev->nframes))
 		return 0;
 	const struct tinfo *known = find_thread(s, (pid_t)ev->tid);
@@ -233,6 +545,8 @@ static int on_event(void *ctx, void *data, size_t size)
 		f->func = ci->func;
 		f->line =
 		    fp_codecache_line(&s->codes, ci, frame_lasti(&s->py.layout, &ev->frames[i]));
+		/* The outermost Python frame was necessarily entered from C. */
+		f->entry = (ev->entry[i / 64] >> (i % 64) & 1) || i + 1 == ev->nframes;
 	}
 	char comm[64];
 	struct fp_sample_info info = {
@@ -242,9 +556,25 @@ static int on_event(void *ctx, void *data, size_t size)
 	    .nframes = ev->nframes,
 	    .truncated = (ev->flags & FP_SAMPLE_TRUNCATED) != 0,
 	};
+	struct fp_frame *merged = NULL;
+	size_t nmerged = 0;
+	if (s->o.native) {
+		size_t stack_off = __builtin_offsetof(struct fp_sampler_event, stack);
+		size_t len = size > stack_off ? size - stack_off : 0;
+		if (len > ev->stack_len)
+			len = ev->stack_len;
+		if (native_frames(s, ev, len, s->frames, ev->nframes, &merged, &nmerged) != 0) {
+			s->lost++;
+			return 0;
+		}
+		info.frames = merged;
+		info.nframes = nmerged;
+	}
 	s->samples++;
 	s->delivered++;
 	s->fn(s->arg, &info);
+	if (merged)
+		free_frames(merged, nmerged);
 	return 0;
 }
 
@@ -388,6 +718,11 @@ void fp_sampler_close(struct fp_sampler *s)
 		close(s->stats_fd);
 	fp_codecache_free(&s->codes);
 	fp_mem_proc_close(&s->mp);
+	if (s->dwfl)
+		dwfl_end(s->dwfl);
+	symcache_free(s->syms);
+	if (s->root >= 0)
+		close(s->root);
 	free(s->threads);
 	free(s);
 }
@@ -462,6 +797,11 @@ static int open_bpf(struct fp_sampler *s, char *err, size_t errlen)
 			return -1;
 		}
 		cfg.flags |= FP_SAMPLER_GIL_ONLY;
+	}
+	if (s->o.native) {
+		if (open_native(s, err, errlen) != 0)
+			return -1;
+		cfg.flags |= FP_SAMPLER_NATIVE;
 	}
 
 	/* FPD_BPF_DEBUG=1: libbpf's log, the verifier's included, on stderr. */
@@ -552,8 +892,8 @@ int fp_sampler_open(const struct fp_python *py, const struct fp_sampler_opts *o,
 		snprintf(err, errlen, "rate %d Hz is out of range (1..10000)", o->rate_hz);
 		return -1;
 	}
-	if (o->native) {
-		snprintf(err, errlen, "--native sampling is not available yet");
+	if (o->native && o->idle) {
+		snprintf(err, errlen, "--native cannot be combined with --idle yet");
 		return -1;
 	}
 	struct fp_sampler *s = calloc(1, sizeof(*s));
@@ -564,6 +904,7 @@ int fp_sampler_open(const struct fp_python *py, const struct fp_sampler_opts *o,
 	s->py = *py;
 	s->o = *o;
 	s->stats_fd = -1;
+	s->root = -1;
 	fp_mem_proc_init(&s->mem, &s->mp, py->pid);
 	/* The cache points into s->py, which stays put: s is on the heap. */
 	fp_codecache_init(&s->codes, &s->py, &s->mem, false);

@@ -14,8 +14,16 @@
 /* Bytes of a frame's fixed part read in one go (covers every layout's fields). */
 #define FP_SAMPLER_FRAME_READ_MAX 160
 
+/* Bytes of user stack copied from the stack pointer for --native (less near the stack's top). */
+#define FP_SAMPLER_STACK_MAX 16384
+
+/* DWARF register numbers of x86-64 0-15, then the instruction pointer. */
+#define FP_SAMPLER_NREGS  17
+#define FP_SAMPLER_REG_SP 7
+
 enum {
 	FP_SAMPLER_GIL_ONLY = 1 << 0, /* drop samples of threads not holding the GIL */
+	FP_SAMPLER_NATIVE = 1 << 1,   /* copy registers and the user stack into each sample */
 };
 
 struct fp_sampler_cfg {
@@ -54,12 +62,19 @@ struct fp_sampler_event {
 	uint32_t tid; /* host tid */
 	uint32_t flags;
 	uint32_t nframes;
-	uint32_t pad;
+	uint32_t stack_len; /* bytes of stack[] (--native) */
 	uint64_t tstate;
+	/*
+	 * Bit n: frame n was entered from C (the outermost Python frame of one
+	 * native eval-loop call), which the --native merge needs.
+	 */
+	uint64_t entry[FP_SAMPLER_MAX_FRAMES / 64];
+	uint64_t regs[FP_SAMPLER_NREGS]; /* --native: user registers, DWARF order */
 	struct fp_sampler_frame frames[FP_SAMPLER_MAX_FRAMES]; /* innermost first */
+	uint8_t stack[FP_SAMPLER_STACK_MAX]; /* --native: user stack from regs[SP] */
 };
 
-/* Bytes of an event carrying n frames: only those are sent. */
+/* Bytes of an event carrying n frames and no stack: only those are sent. */
 #define FP_SAMPLER_EVENT_SIZE(n)                                                                   \
 	(__builtin_offsetof(struct fp_sampler_event, frames) +                                     \
 	 sizeof(struct fp_sampler_frame) * (n))

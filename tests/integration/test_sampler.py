@@ -20,6 +20,7 @@ from fpdtest import TARGETS, marker_line
 
 HOT = TARGETS / "hotpair.py"
 FRAME = re.compile(r"^(.*) \((.*):(-?\d+)\)$")
+NATIVE = re.compile(r"^(.*) \[(.*)\]$")
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +34,8 @@ def driver():
 
 
 def sample(driver, pid, seconds, rate, *opts):
-    """{thread: Counter(tuple of (func, file, line) outermost first)}, stats."""
+    """{thread: Counter(tuple of (func, file, line) outermost first)}, stats.
+    Native frames are (func, "[library]", None)."""
     r = subprocess.run([str(driver), "sample", str(pid), str(seconds), str(rate)] + list(opts),
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
     out, err = r.stdout.decode(), r.stderr.decode()
@@ -48,8 +50,12 @@ def sample(driver, pid, seconds, rate, *opts):
         frames = []
         for p in parts[1:]:
             m = FRAME.match(p)
+            if m:
+                frames.append((m.group(1), m.group(2), int(m.group(3))))
+                continue
+            m = NATIVE.match(p)
             assert m, "bad frame %r in %r" % (p, line)
-            frames.append((m.group(1), m.group(2), int(m.group(3))))
+            frames.append((m.group(1), "[%s]" % m.group(2), None))
         stacks.setdefault(parts[0], Counter())[tuple(frames)] += int(count)
     assert "samples" in stats, "no stats line in %r" % out
     return stacks, stats
@@ -133,3 +139,26 @@ def test_gil_only(interp, driver, workdir):
         assert held <= 0.25 * free + 2, "--gil kept %d of the GIL-free thread's samples (%d without)" % (held, free)
     finally:
         target.kill()
+
+
+def test_native(interp, driver, hot):
+    """--native: the copied stack unwinds to the thread's start, and each
+    eval-loop frame gives way to the Python frames it runs."""
+    stacks, stats = sample(driver, hot.pid, 2, 199, "native")
+    file = str(HOT)
+    hot_stacks = stacks.get("hot-a", Counter()) + stacks.get("hot-b", Counter())
+    n = total(hot_stacks)
+    assert n >= 15, "too few samples: %s, stats %s" % (stacks, stats)
+    started = evals = in_order = 0
+    for frames, c in hot_stacks.items():
+        natives = [f[0] for f in frames if f[2] is None]
+        python = [f[0] for f in frames if f[2] is not None and f[1] == file]
+        if frames and frames[0][2] is None and ({"start_thread", "clone", "__clone3"} & set(natives)):
+            started += c
+        if any(f and f.startswith("_PyEval_EvalFrameDefault") for f in natives):
+            evals += c
+        if python in (["hot_a"], ["hot_b"], ["hot_b", "leaf"]):
+            in_order += c
+    assert started >= 0.8 * n, "unwinds that reached the thread start: %d of %d: %s" % (started, n, hot_stacks)
+    assert evals <= 0.1 * n, "eval-loop frames left unmerged in %d of %d: %s" % (evals, n, hot_stacks)
+    assert in_order >= 0.9 * n, hot_stacks

@@ -1,7 +1,7 @@
 /*
  * The sampler's code-object cache over a forged address space (a code object
  * that dies and is replaced at the same address must be decoded again), and,
- * run as `test_sampler sample PID SECONDS RATE [gil] [idle] [stats]`, a small
+ * run as `test_sampler sample PID SECONDS RATE [gil] [idle] [native] [stats]`, a small
  * driver that samples a live process and prints collapsed stacks: the
  * integration test and bench/sampler.sh use it until `fpctl perf` lands.
  */
@@ -159,9 +159,9 @@ static void test_sampler_rejects_bad_options(void **state)
 	struct fp_sampler_opts o = {.rate_hz = 0};
 	assert_int_equal(fp_sampler_open(&py, &o, &s, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "out of range"));
-	o = (struct fp_sampler_opts){.rate_hz = 100, .native = true};
+	o = (struct fp_sampler_opts){.rate_hz = 100, .native = true, .idle = true};
 	assert_int_equal(fp_sampler_open(&py, &o, &s, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "not available yet"));
+	assert_non_null(strstr(err, "cannot be combined"));
 	assert_null(s);
 }
 
@@ -182,9 +182,15 @@ static void on_sample(void *arg, const struct fp_sample_info *si)
 	struct collect *c = arg;
 	char key[8192];
 	int len = snprintf(key, sizeof(key), "%s", si->thread);
-	for (size_t i = si->nframes; i-- > 0 && len < (int)sizeof(key) - 512;)
-		len += snprintf(key + len, sizeof(key) - (size_t)len, ";%s (%s:%d)",
-				si->frames[i].func, si->frames[i].file, si->frames[i].line);
+	for (size_t i = si->nframes; i-- > 0 && len < (int)sizeof(key) - 512;) {
+		const struct fp_frame *f = &si->frames[i];
+		if (f->kind == FP_FRAME_NATIVE)
+			len += snprintf(key + len, sizeof(key) - (size_t)len, ";%s [%s]",
+					f->func ? f->func : "??", f->library ? f->library : "??");
+		else
+			len += snprintf(key + len, sizeof(key) - (size_t)len, ";%s (%s:%d)",
+					f->func, f->file, f->line);
+	}
 	for (size_t i = 0; i < c->n; i++)
 		if (strcmp(c->v[i].key, key) == 0) {
 			c->v[i].n++;
@@ -203,7 +209,7 @@ static void on_sample(void *arg, const struct fp_sample_info *si)
 static int drive(int argc, char **argv)
 {
 	if (argc < 5) {
-		fprintf(stderr, "usage: %s sample PID SECONDS RATE [gil] [idle] [stats]\n",
+		fprintf(stderr, "usage: %s sample PID SECONDS RATE [gil] [idle] [native] [stats]\n",
 			argv[0]);
 		return 2;
 	}
@@ -212,6 +218,7 @@ static int drive(int argc, char **argv)
 		o.gil_only |= strcmp(argv[i], "gil") == 0;
 		o.idle |= strcmp(argv[i], "idle") == 0;
 		o.kernel_stats |= strcmp(argv[i], "stats") == 0;
+		o.native |= strcmp(argv[i], "native") == 0;
 	}
 	struct fp_python py;
 	char err[512];
