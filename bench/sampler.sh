@@ -9,8 +9,8 @@
 #      `py-spy record` (default: it pauses the target for each sample) and
 #      `py-spy record --nonblocking`.  RUNS runs per row (default 5),
 #      interleaved, medians compared with the no-tool runs.
-#   2. In-kernel cost per sample at depth 30, from the kernel's BPF run-time
-#      statistics: the program also runs (and returns at once) for every
+#   2. In-kernel cost per sample at depth 30 (plain and --native), from the
+#      kernel's BPF run-time statistics: the program also runs (and returns at once) for every
 #      other process on each CPU, so the cost of those runs, measured against
 #      a sleeping target, is taken out.
 #
@@ -106,8 +106,8 @@ done
 
 # Kernel cost: runs and run time of the program while sampling a spinning
 # target, minus the runs that only filtered out another process.
-kernel_stats() { # pid rate seconds -> "samples runs ns insns"
-	"$SAMPLER" sample "$1" "$3" "$2" stats | sed -n 's/^# samples=\([0-9]*\) .*kernel_runs=\([0-9]*\) kernel_ns=\([0-9]*\) kernel_insns=\([0-9]*\)$/\1 \2 \3 \4/p'
+kernel_stats() { # pid rate seconds [native] -> "samples runs ns insns"
+	"$SAMPLER" sample "$1" "$3" "$2" stats ${4:-} | sed -n 's/^# samples=\([0-9]*\) .*kernel_runs=\([0-9]*\) kernel_ns=\([0-9]*\) kernel_insns=\([0-9]*\)$/\1 \2 \3 \4/p'
 }
 log "kernel cost: 1 kHz, 10 s against a spinning and a sleeping target"
 "$TARGET_PY" "$WORK/target.py" 0 >/dev/null &
@@ -119,12 +119,13 @@ PIDS+=($SLEEP)
 sleep 1
 read -r s_busy r_busy ns_busy insns < <(kernel_stats "$SPIN" 1000 10)
 read -r s_idle r_idle ns_idle _ < <(kernel_stats "$SLEEP" 1000 10)
+read -r s_nat r_nat ns_nat _ < <(kernel_stats "$SPIN" 1000 10 native)
 
-/usr/bin/python3 - "$TARGET_PY" "$RUNS" "$WORK_ITERS" "$s_busy" "$r_busy" "$ns_busy" "$r_idle" "$ns_idle" "$insns" "${ROWS[@]}" <<EOF
+/usr/bin/python3 - "$TARGET_PY" "$RUNS" "$WORK_ITERS" "$s_busy" "$r_busy" "$ns_busy" "$r_idle" "$ns_idle" "$insns" "$s_nat" "$r_nat" "$ns_nat" "${ROWS[@]}" <<EOF
 import os, platform, statistics, subprocess, sys
 target_py, runs, iters = sys.argv[1], sys.argv[2], sys.argv[3]
-s_busy, r_busy, ns_busy, r_idle, ns_idle, insns = map(int, sys.argv[4:10])
-rows = sys.argv[10:]
+s_busy, r_busy, ns_busy, r_idle, ns_idle, insns, s_nat, r_nat, ns_nat = map(int, sys.argv[4:13])
+rows = sys.argv[13:]
 times = {}
 $(for row in "${ROWS[@]}"; do printf 'times["%s"] = [tuple(map(float, x.split(":"))) for x in "%s".split()]\n' "$row" "${TIMES[$row]}"; done)
 names = {"none": "no tool", "fpd": "fpd sampler (BPF)", "py-spy": "py-spy record",
@@ -156,4 +157,6 @@ print("In-kernel cost at depth 30 (BPF run-time statistics, 1 kHz per CPU, 10 s)
 print("%d samples of the target out of %d program runs, %.0f ns per run that only filters out" % (s_busy, r_busy, idle_cost))
 print("another process (measured against a sleeping target): **%.2f µs per sample** (goal <= 5 µs)." % (per_sample / 1000))
 print("The verifier processed %d instructions to load the program for this interpreter." % insns)
+nat = (ns_nat - (r_nat - s_nat) * idle_cost) / s_nat if s_nat else float("nan")
+print("With --native (registers and up to 16 KiB of user stack copied per sample): %.2f µs per sample." % (nat / 1000))
 EOF

@@ -20,6 +20,13 @@
  * iterator, which user space must trigger on its own timer anyway.  So
  * --idle is a user-space timer that reads every thread's stack with
  * process_vm_readv, like `stack`, without stopping the target.
+ *
+ * --native: none of these interpreters keeps frame pointers, so each sample
+ * carries the thread's user registers and up to 16 KiB of its stack from
+ * the stack pointer (what `perf --call-graph dwarf` does); elfutils unwinds
+ * that copy with the CFI of the target's files, and the Python frames
+ * replace the eval-loop frames running them (fp_unwind_merge, as `stack
+ * --native`).  A stack deeper than the copy ends where the copy ends.
  */
 #include "sampler.h"
 
