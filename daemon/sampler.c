@@ -37,7 +37,6 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <linux/perf_event.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -641,9 +640,11 @@ static int poll_idle(struct fp_sampler *s, int timeout_ms)
 	return 0;
 }
 
+/* A zombie its parent has not reaped yet is gone too: it runs no more code. */
 static bool target_alive(const struct fp_sampler *s)
 {
-	return kill(s->py.pid, 0) == 0 || errno != ESRCH;
+	struct fp_proc_info info;
+	return fp_proc_info(s->py.pid, &info) == 0 && info.state != 'Z' && info.state != 'X';
 }
 
 int fp_sampler_poll(struct fp_sampler *s, int timeout_ms, fp_sample_fn fn, void *arg)
