@@ -63,7 +63,7 @@ struct fg_node {
 	size_t first_child, next_sibling; /* 0: none (node 0 is the root, never a child) */
 	json_int_t total;
 	int depth;
-	bool visible; /* at least CLI_FG_MIN_WIDTH wide, and so is its parent */
+	bool visible; /* wide enough (min_samples), and so is its parent */
 };
 
 /* Open addressing over indexes + 1 (0 marks a free slot); the caller compares keys. */
@@ -300,6 +300,39 @@ static int load_stacks(struct fg *g, const json_t *stacks)
 	return 0;
 }
 
+static int by_total_desc(const void *pa, const void *pb)
+{
+	json_int_t a = *(const json_int_t *)pa, b = *(const json_int_t *)pb;
+	return (a < b) - (a > b);
+}
+
+/*
+ * The fewest samples a drawn frame holds: CLI_FG_MIN_WIDTH pixels, and no
+ * more than CLI_FG_MAX_FRAMES frames in all, so that a browser still opens
+ * the file quickly when thousands of stacks part early.  A frame has at
+ * least the samples of each child, so "the largest N" keeps every drawn
+ * frame's parent drawn.  -1 when out of memory.
+ */
+static json_int_t min_samples(const struct fg *g)
+{
+	json_int_t least = (json_int_t)(CLI_FG_MIN_WIDTH / g->scale);
+	while ((double)least * g->scale < CLI_FG_MIN_WIDTH)
+		least++;
+	size_t n = g->nnodes - 1; /* the root is always drawn */
+	if (n <= CLI_FG_MAX_FRAMES)
+		return least;
+	json_int_t *totals = malloc(n * sizeof(*totals));
+	if (!totals)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		totals[i] = g->nodes[i + 1].total;
+	qsort(totals, n, sizeof(*totals), by_total_desc);
+	/* Strictly more than the first one left out: ties never overshoot the cap. */
+	json_int_t cut = totals[CLI_FG_MAX_FRAMES] + 1;
+	free(totals);
+	return cut > least ? cut : least;
+}
+
 /* Once no function is added any more, nodes point at them instead of holding indexes. */
 static void resolve_fns(struct fg *g)
 {
@@ -476,14 +509,20 @@ static void put_frame(struct fg *g, const struct fg_node *n, json_int_t offset, 
 	fprintf(out, "<rect x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" fill=\"", x, y, w,
 		FRAME_H - 1);
 	put_fill(out, n->fn);
-	fprintf(out, "\"/><text x=\"%.2f\" y=\"%d\">", x + 3, y + FRAME_H - 4);
-	/* The same rule as label() in the script. */
+	fputs("\"/>", out);
+	/*
+	 * The same rule as label() in the script.  Most frames of a large
+	 * profile are too narrow for a label: they get no <text> at all (the
+	 * script adds one when a zoom widens them), which keeps the file small.
+	 */
 	long fit = (long)((w - 6) / CHAR_W);
 	if (fit >= 3) {
+		fprintf(out, "<text x=\"%.2f\" y=\"%d\">", x + 3, y + FRAME_H - 4);
 		size_t chars = name_chars(n);
 		put_name(g, n, chars <= (size_t)fit ? 0 : (size_t)fit - 2);
+		fputs("</text>", out);
 	}
-	fputs("</text></g>\n", out);
+	fputs("</g>\n", out);
 }
 
 static int by_name(const void *pa, const void *pb)
@@ -568,10 +607,18 @@ static const char script[] =
     "  return chars.length <= c ? f.name : chars.slice(0, c - 2).join('') + '..';\n"
     "}\n"
     "function place(f, x, w) {\n"
+    "  var text = label(f, w);\n"
     "  f.rect.setAttribute('x', x.toFixed(2));\n"
     "  f.rect.setAttribute('width', w.toFixed(2));\n"
+    "  if (!f.text && text) {\n"
+    "    f.text = document.createElementNS('http://www.w3.org/2000/svg', 'text');\n"
+    "    f.text.setAttribute('y', +f.rect.getAttribute('y') + +f.rect.getAttribute('height') - "
+    "3);\n"
+    "    f.g.appendChild(f.text);\n"
+    "  }\n"
+    "  if (!f.text) return;\n"
     "  f.text.setAttribute('x', (x + 3).toFixed(2));\n"
-    "  f.text.textContent = label(f, w);\n"
+    "  f.text.textContent = text;\n"
     "}\n"
     "function zoom(z) {\n"
     "  frames.forEach(function (f) {\n"
@@ -746,12 +793,14 @@ int cli_flamegraph_svg(const json_t *profile, FILE *out, const char *title)
 
 	json_int_t total = g.nodes[0].total;
 	g.scale = total ? (double)GRAPH_W / (double)total : 0;
+	json_int_t least = total ? min_samples(&g) : 0;
+	if (least < 0)
+		goto fail;
 	/* Parents come before their children in the array. */
 	g.nodes[0].visible = true;
 	for (size_t i = 1; i < g.nnodes; i++) {
 		struct fg_node *n = &g.nodes[i];
-		n->visible =
-		    g.nodes[n->parent].visible && (double)n->total * g.scale >= CLI_FG_MIN_WIDTH;
+		n->visible = g.nodes[n->parent].visible && n->total >= least;
 		/* A visible parent's narrow children may show as a merged block one level up. */
 		if (g.nodes[n->parent].visible && n->depth > g.max_depth)
 			g.max_depth = n->depth;

@@ -9,9 +9,13 @@
 #include <jansson.h>
 #include <stdio.h>
 
-/* Width of the graph in pixels, and the narrowest rectangle drawn. */
-#define CLI_FG_WIDTH	 1200
-#define CLI_FG_MIN_WIDTH 0.1
+/*
+ * Width of the graph in pixels, the narrowest rectangle drawn, and the most
+ * frames drawn (the narrowest beyond that are merged too).
+ */
+#define CLI_FG_WIDTH	  1200
+#define CLI_FG_MIN_WIDTH  0.1
+#define CLI_FG_MAX_FRAMES 20000
 
 /*
  * Writes the flame graph of `profile` to out.  title may be NULL.  Returns 0,

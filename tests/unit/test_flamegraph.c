@@ -270,6 +270,39 @@ static void test_narrow_frames(void **state)
 	free(svg);
 }
 
+/*
+ * 5,000 stacks that part at once, 6 deep, 20 samples each: 30,000 frames of
+ * 0.24 px.  At most CLI_FG_MAX_FRAMES are drawn; the rest merge.
+ */
+static void test_frame_cap(void **state)
+{
+	(void)state;
+	json_t *frames = json_array();
+	json_t *stacks = json_array();
+	for (int i = 0; i < 5000; i++) {
+		json_t *chain = json_array();
+		for (int d = 0; d < 6; d++) {
+			char name[32];
+			snprintf(name, sizeof(name), "f%d_%d", i, d);
+			json_array_append_new(chain,
+					      json_integer((json_int_t)json_array_size(frames)));
+			json_array_append_new(frames,
+					      json_pack("{s:s,s:s,s:s,s:i}", "kind", "python",
+							"func", name, "file", "/m.py", "line", d));
+		}
+		json_array_append_new(stacks, json_pack("{s:o,s:i,s:s,s:i}", "frames", chain,
+							"count", 20, "thread", "T", "tid", 1));
+	}
+	json_t *p = json_pack("{s:o,s:o}", "frames", frames, "stacks", stacks);
+	char *svg = render(p, NULL);
+	json_decref(p);
+	assert_null(xml_problem(svg));
+	size_t drawn = count(svg, "<g class=\"f\"");
+	assert_true(drawn <= CLI_FG_MAX_FRAMES + 2);
+	assert_int_equal(frame_samples(svg, "[narrow frames]"), 100000);
+	free(svg);
+}
+
 static void test_empty_and_bad(void **state)
 {
 	(void)state;
@@ -346,6 +379,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_merging),
 	    cmocka_unit_test(test_escaping),
 	    cmocka_unit_test(test_narrow_frames),
+	    cmocka_unit_test(test_frame_cap),
 	    cmocka_unit_test(test_empty_and_bad),
 	    cmocka_unit_test(test_write_error),
 	};
