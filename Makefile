@@ -19,7 +19,7 @@ BUILD    ?= build
 SAN      ?= 0
 
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers \
-	       -I. -Iinclude -I$(BUILD)/bpf
+	       -I. -Iinclude -I$(BUILD)/bpf -I$(BUILD)/gen
 ifeq ($(SAN),1)
 CFLAGS_MODE := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDFLAGS_MODE := -fsanitize=address,undefined
@@ -29,17 +29,20 @@ LDFLAGS_MODE :=
 endif
 CFLAGS  += $(CFLAGS_BASE) $(CFLAGS_MODE)
 LDLIBS_FPD   := -lbpf -ldw -lelf -llzma -lz -ljansson -lpthread
-LDLIBS_FPCTL := -ljansson -ledit -lncurses
+LDLIBS_FPCTL := -ljansson -ledit -lncurses -lprotobuf-c -lz
 
 # Debian packages the build, the tests and the demo need.
 DEB_PACKAGES := gcc make clang libclang-rt-14-dev libbpf-dev bpftool libelf-dev libdw-dev \
 	zlib1g-dev liblzma-dev libjansson-dev libedit-dev libncurses-dev libcmocka-dev pkg-config \
-	python3-pytest gdb util-linux procps
+	python3-pytest gdb util-linux procps protobuf-c-compiler libprotobuf-c-dev protobuf-compiler
 DEPS_STAMP := build/.deps-$(shell echo $(DEB_PACKAGES) | md5sum | cut -c1-8)
 
 COMMON_SRC := $(wildcard common/*.c)
 DAEMON_SRC := $(wildcard daemon/*.c daemon/py/*.c)
 CLI_SRC    := $(wildcard cli/*.c)
+# C code protoc-c generates from cli/*.proto (pprof output).
+GEN_SRC    := $(patsubst cli/%.proto,$(BUILD)/gen/%.pb-c.c,$(wildcard cli/*.proto))
+GEN_H      := $(GEN_SRC:.c=.h)
 BPF_SRC    := $(wildcard bpf/*.bpf.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
@@ -47,7 +50,7 @@ FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 COMMON_OBJ := $(call obj,$(COMMON_SRC))
 DAEMON_OBJ := $(call obj,$(filter-out daemon/fpd.c,$(DAEMON_SRC)))
-CLI_OBJ    := $(call obj,$(filter-out cli/fpctl.c,$(CLI_SRC)))
+CLI_OBJ    := $(call obj,$(filter-out cli/fpctl.c,$(CLI_SRC)) $(GEN_SRC))
 BPF_OBJ    := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRC))
 BPF_SKEL   := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.skel.h,$(BPF_SRC))
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
@@ -86,7 +89,11 @@ $(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(BUILD)/bpf/vmlinux.h $(wildcard include/fp/*
 $(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	$(BPFTOOL) gen skeleton $< > $@
 
-$(BUILD)/obj/%.o: %.c $(BPF_SKEL) | $(DEPS_STAMP)
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: cli/%.proto | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	protoc-c --c_out=$(BUILD)/gen --proto_path=cli $<
+
+$(BUILD)/obj/%.o: %.c $(BPF_SKEL) | $(DEPS_STAMP) $(GEN_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
@@ -99,7 +106,7 @@ $(BUILD)/fpctl: $(BUILD)/obj/cli/fpctl.o $(CLI_OBJ) $(COMMON_OBJ)
 # Each unit test links every daemon, cli and common object but the two mains.
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(DAEMON_OBJ) $(CLI_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_MODE) -o $@ $^ -lcmocka $(LDLIBS_FPD) -ledit -lncurses
+	$(CC) $(LDFLAGS_MODE) -o $@ $^ -lcmocka $(LDLIBS_FPD) -ledit -lncurses -lprotobuf-c
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
@@ -110,16 +117,16 @@ unit-san:
 	$(MAKE) --no-print-directory SAN=1 BUILD=build/san unit
 
 # libFuzzer harnesses: clang, ASan + UBSan, every object but the two mains.
-FUZZ_LIB_SRC := $(filter-out daemon/fpd.c cli/fpctl.c,$(DAEMON_SRC) $(CLI_SRC) $(COMMON_SRC))
+FUZZ_LIB_SRC := $(filter-out daemon/fpd.c cli/fpctl.c,$(DAEMON_SRC) $(CLI_SRC) $(COMMON_SRC)) $(GEN_SRC)
 FUZZ_LIB_OBJ := $(patsubst %.c,build/fuzz/obj/%.o,$(FUZZ_LIB_SRC))
 FUZZ_CFLAGS := $(CFLAGS_BASE) -O1 -g -fsanitize=fuzzer-no-link,address,undefined \
 	       -fno-sanitize-recover=undefined
-build/fuzz/obj/%.o: %.c $(BPF_SKEL) | $(DEPS_STAMP)
+build/fuzz/obj/%.o: %.c $(BPF_SKEL) | $(DEPS_STAMP) $(GEN_H)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(FUZZ_CFLAGS) -c $< -o $@
 
 build/fuzz/%: build/fuzz/obj/tests/fuzz/%.o $(FUZZ_LIB_OBJ)
-	$(CLANG) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS_FPD) -ledit -lncurses
+	$(CLANG) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS_FPD) -ledit -lncurses -lprotobuf-c
 
 FUZZ_SECONDS ?= 600
 FUZZ_SMOKE_SECONDS ?= 15

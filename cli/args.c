@@ -11,6 +11,7 @@
 #include <sys/un.h>
 
 #include "cli.h"
+#include "profile_formats.h"
 
 static int usage(struct cli_error *err, const char *topic, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -151,6 +152,83 @@ static int parse_stack(int argc, char *const argv[], pid_t attached, struct cli_
 	return 0;
 }
 
+/* The optional pid of an attach command: it must be the attached process. */
+static int command_pid(struct cli_error *err, const char *cmd, const char *a, pid_t attached,
+		       bool *have_pid)
+{
+	if (*have_pid)
+		return usage(err, cmd, "%s: unexpected argument '%.60s'", cmd, a);
+	pid_t p = parse_pid(a);
+	if (p < 0)
+		return usage(err, cmd, "%s: '%.60s' is not a process id", cmd, a);
+	if (attached > 0 && p != attached)
+		return usage(err, cmd, "%s: pid %d is not the attached process (%d)", cmd, (int)p,
+			     (int)attached);
+	*have_pid = true;
+	return 0;
+}
+
+static int parse_perf(int argc, char *const argv[], pid_t attached, struct cli_cmd *cmd,
+		      struct cli_error *err)
+{
+	bool have_pid = false;
+	cmd->u.perf.rate = 100;
+	cmd->u.perf.format = CLI_PROFILE_SVG;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *val;
+		int r;
+		if ((r = opt_value(argc, argv, &i, "-f", "--filepath", &val))) {
+			if (r < 0 || !*val)
+				return usage(err, "perf", "perf: %s needs a file name", a);
+			cmd->u.perf.file = val;
+		} else if ((r = opt_value(argc, argv, &i, "-r", "--rate", &val))) {
+			char *end;
+			errno = 0;
+			long rate = r < 0 ? 0 : strtol(val, &end, 10);
+			if (r < 0 || end == val || *end || errno || rate < 1 || rate > 10000)
+				return usage(err, "perf",
+					     "perf: the rate must be a whole number of samples per "
+					     "second from 1 to 10000, not '%.40s'",
+					     r < 0 ? "" : val);
+			cmd->u.perf.rate = (int)rate;
+		} else if ((r = opt_value(argc, argv, &i, "-d", "--duration", &val))) {
+			char *end;
+			errno = 0;
+			double d = r < 0 ? -1 : strtod(val, &end);
+			if (r < 0 || end == val || *end || errno || !isfinite(d) || d < 0 ||
+			    d > 604800)
+				return usage(
+				    err, "perf",
+				    "perf: -d takes a number of seconds from 0 (until Ctrl-C) "
+				    "to 604800, not '%.40s'",
+				    r < 0 ? "" : val);
+			cmd->u.perf.duration = d;
+		} else if ((r = opt_value(argc, argv, &i, NULL, "--format", &val))) {
+			enum cli_profile_format f;
+			if (r < 0 || cli_profile_format_parse(val, &f))
+				return usage(err, "perf",
+					     "perf: unknown format '%.40s' (svg, collapsed, "
+					     "speedscope or pprof)",
+					     r < 0 ? "" : val);
+			cmd->u.perf.format = (int)f;
+		} else if (strcmp(a, "--native") == 0) {
+			cmd->u.perf.native = true;
+		} else if (strcmp(a, "--gil") == 0) {
+			cmd->u.perf.gil = true;
+		} else if (strcmp(a, "--idle") == 0) {
+			cmd->u.perf.idle = true;
+		} else if (strcmp(a, "--json") == 0) {
+			cmd->json = true;
+		} else if (a[0] == '-' && a[1]) {
+			return unknown_option(err, "perf", a);
+		} else if (command_pid(err, "perf", a, attached, &have_pid)) {
+			return 2;
+		}
+	}
+	return 0;
+}
+
 static int parse_history(int argc, char *const argv[], struct cli_cmd *cmd, struct cli_error *err)
 {
 	bool have_n = false;
@@ -283,6 +361,8 @@ int cli_parse_command(int argc, char *const argv[], pid_t attached, struct cli_c
 		return parse_stack(argc, argv, attached, cmd, err);
 	case CLI_CMD_HISTORY:
 		return parse_history(argc, argv, cmd, err);
+	case CLI_CMD_PERF:
+		return parse_perf(argc, argv, attached, cmd, err);
 	case CLI_CMD_GILSTAT:
 		return parse_gilstat(argc, argv, cmd, err);
 	default:

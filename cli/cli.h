@@ -34,6 +34,7 @@ enum cli_cmd_id {
 	CLI_CMD_PS,
 	CLI_CMD_STATUS,
 	CLI_CMD_ATTACH,
+	CLI_CMD_PERF,
 	CLI_CMD_GILSTAT,
 	CLI_CMD_OTHER, /* planned commands: nothing of theirs is parsed yet */
 };
@@ -85,6 +86,13 @@ struct cli_cmd {
 			bool clear;
 			long last; /* 0: all */
 		} history;
+		struct {
+			const char *file; /* NULL: the format's default file */
+			int format;	  /* enum cli_profile_format */
+			int rate;	  /* samples per second */
+			double duration;  /* seconds, 0: until Ctrl-C */
+			bool native, gil, idle;
+		} perf;
 		struct {
 			bool off;
 			double take_ms, hold_ms, interval_s; /* -1: the daemon's default */
@@ -241,6 +249,13 @@ typedef int (*cli_event_fn)(void *ud, const json_t *ev);
  */
 int cli_request(struct cli_ctx *ctx, const char *cmd, pid_t pid, json_t *args, cli_event_fn fn,
 		void *ud);
+/*
+ * cli_request for commands that answer when they stop (perf): SIGINT/SIGTERM
+ * and --timeout send a cancel, but events still reach fn until the "end" (or
+ * "error"), and a stopped request that ends well returns 0.
+ */
+int cli_request_drain(struct cli_ctx *ctx, const char *cmd, pid_t pid, json_t *args,
+		      cli_event_fn fn, void *ud);
 
 /* ---- signals (signals.c) ---- */
 
@@ -256,6 +271,7 @@ void cli_signal_clear(void);
 int cli_cmd_ps(struct cli_ctx *ctx);
 int cli_cmd_status(struct cli_ctx *ctx);
 int cli_cmd_stack(struct cli_ctx *ctx, const struct cli_cmd *cmd);
+int cli_cmd_perf(struct cli_ctx *ctx, const struct cli_cmd *cmd);
 int cli_cmd_gilstat(struct cli_ctx *ctx, const struct cli_cmd *cmd);
 
 /*

@@ -192,18 +192,33 @@ static const struct cli_command shell_commands[] = {
     },
     {
 	.name = "perf",
-	.state = CLI_PLANNED,
-	.id = CLI_CMD_OTHER,
+	.state = CLI_AVAILABLE,
+	.id = CLI_CMD_PERF,
 	.summary = "Sampling profile written as a flame graph",
 	.usage = "perf [pid] [-f FILE] [-r RATE] [-d SECONDS] "
 		 "[--format svg|collapsed|speedscope|pprof] [--native] [--gil] [--idle]",
-	.description = "Samples the process in the kernel (BPF) without stopping it, until\n"
-		       "Ctrl-C or -d, and writes an interactive flame graph.",
-	.examples = EX("perf", "perf -d 30 -f ~/flamegraph.svg"),
-	.options = OPTS({"-f, --filepath FILE", "output file (default ./flamegraph.svg)"},
-			{"-r, --rate RATE", "samples per second (default 100)"},
+	.description = "Samples the process in the kernel (BPF) without stopping it or\n"
+		       "injecting code, until Ctrl-C, -d or fpctl's --timeout, or until the\n"
+		       "process exits. Then fpctl writes the profile (as you, relative to\n"
+		       "the current directory) and prints how many samples it holds, and\n"
+		       "how many were lost, cut by a fault or dropped when there were any.\n"
+		       "Without -f the file is named after the format: flamegraph.svg,\n"
+		       "profile.collapsed, profile.speedscope.json or profile.pb.gz.\n"
+		       "svg is an interactive flame graph for a browser; collapsed is\n"
+		       "Brendan Gregg's folded stacks (flamegraph.pl, inferno); speedscope\n"
+		       "opens in speedscope.app; pprof is read by `go tool pprof`, Parca or\n"
+		       "Pyroscope. With --json the profile event is printed as well.",
+	.examples = EX("# until Ctrl-C, into ./flamegraph.svg", "perf",
+		       "# 30 s at 1000 Hz with the native frames", "perf -d 30 -r 1000 --native",
+		       "# for speedscope.app", "perf -d 10 --format speedscope",
+		       "# for go tool pprof", "perf -d 10 --format pprof -f /tmp/cpu.pb.gz",
+		       "# folded stacks of the thread holding the GIL",
+		       "perf -d 10 --gil --format collapsed"),
+	.options = OPTS({"pid", "process to profile; only the attached one (the default)"},
+			{"-f, --filepath FILE", "output file (default: named after the format)"},
+			{"-r, --rate RATE", "samples per second, 1 to 10000 (default 100)"},
 			{"-d, --duration S", "stop after S seconds (default: Ctrl-C)"},
-			{"--format F", "svg, collapsed, speedscope or pprof"},
+			{"--format F", "svg (default), collapsed, speedscope or pprof"},
 			{"--native", "include native frames"},
 			{"--gil", "only samples of the thread holding the GIL"},
 			{"--idle", "include sleeping threads"}),

@@ -22,7 +22,9 @@
 #define SPAWN_WAIT_MS  5000
 #define HELLO_WAIT_MS  5000
 #define CANCEL_WAIT_MS 2000
-#define STOP_WAIT_MS   2000
+/* A stopped perf still aggregates and sends its whole profile. */
+#define DRAIN_WAIT_MS 15000
+#define STOP_WAIT_MS  2000
 /* A frame that has started arriving is sent in one piece; this only catches a stuck peer. */
 #define FRAME_WAIT_MS 30000
 
@@ -258,8 +260,8 @@ static int lost(struct cli_ctx *ctx, int rc)
 			rc == FP_FRAME_EOF ? "fpd closed it" : fp_frame_strerror(rc));
 }
 
-int cli_request(struct cli_ctx *ctx, const char *cmd, pid_t pid, json_t *args, cli_event_fn fn,
-		void *ud)
+static int request(struct cli_ctx *ctx, const char *cmd, pid_t pid, json_t *args, cli_event_fn fn,
+		   void *ud, bool drain)
 {
 	struct cli_conn *c = ctx->conn;
 	json_int_t id = ++c->last_id;
@@ -281,11 +283,20 @@ int cli_request(struct cli_ctx *ctx, const char *cmd, pid_t pid, json_t *args, c
 		long long now = now_ms();
 		if (cancel_deadline < 0 && cli_signal_pending()) {
 			send_cancel(c, id);
-			result = 128 + cli_signal_pending();
-			cancel_deadline = now + CANCEL_WAIT_MS;
+			result = drain ? 0 : 128 + cli_signal_pending();
+			cancel_deadline = now + (drain ? DRAIN_WAIT_MS : CANCEL_WAIT_MS);
 		}
 		if (cancel_deadline >= 0 && now >= cancel_deadline)
-			return result;
+			return drain ? cli_fail(ctx, 1, "timeout",
+						"%s: fpd did not finish within %d s of the stop",
+						cmd, DRAIN_WAIT_MS / 1000)
+				     : result;
+		if (cancel_deadline < 0 && deadline >= 0 && now >= deadline && drain) {
+			/* --timeout ends a drained command the way Ctrl-C does. */
+			send_cancel(c, id);
+			cancel_deadline = now + DRAIN_WAIT_MS;
+			continue;
+		}
 		if (cancel_deadline < 0 && deadline >= 0 && now >= deadline) {
 			/* The daemon stops the command; its end frame is dropped by id later. */
 			send_cancel(c, id);
@@ -315,7 +326,9 @@ int cli_request(struct cli_ctx *ctx, const char *cmd, pid_t pid, json_t *args, c
 		}
 		const char *type = cli_jstr(m, "type", "");
 		if (strcmp(type, "event") == 0) {
-			if (cancel_deadline < 0 && fn(ud, m) != 0) {
+			if (cancel_deadline >= 0 && drain && fn(ud, m) != 0) {
+				result = 1;
+			} else if (cancel_deadline < 0 && fn(ud, m) != 0) {
 				send_cancel(c, id);
 				result = 1;
 				cancel_deadline = now_ms() + CANCEL_WAIT_MS;
@@ -328,7 +341,7 @@ int cli_request(struct cli_ctx *ctx, const char *cmd, pid_t pid, json_t *args, c
 			return result;
 		}
 		if (strcmp(type, "error") == 0) {
-			if (cancel_deadline >= 0) {
+			if (cancel_deadline >= 0 && !drain) {
 				json_decref(m);
 				return result;
 			}
@@ -346,4 +359,16 @@ int cli_request(struct cli_ctx *ctx, const char *cmd, pid_t pid, json_t *args, c
 		}
 		json_decref(m);
 	}
+}
+
+int cli_request(struct cli_ctx *ctx, const char *cmd, pid_t pid, json_t *args, cli_event_fn fn,
+		void *ud)
+{
+	return request(ctx, cmd, pid, args, fn, ud, false);
+}
+
+int cli_request_drain(struct cli_ctx *ctx, const char *cmd, pid_t pid, json_t *args,
+		      cli_event_fn fn, void *ud)
+{
+	return request(ctx, cmd, pid, args, fn, ud, true);
 }

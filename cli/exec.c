@@ -19,6 +19,11 @@ int cli_exec(struct cli_ctx *ctx, const struct cli_cmd *cmd)
 		c.g.json = ctx->g.json || cmd->json;
 		return cli_cmd_stack(&c, cmd);
 	}
+	case CLI_CMD_PERF: {
+		struct cli_ctx c = *ctx;
+		c.g.json = ctx->g.json || cmd->json;
+		return cli_cmd_perf(&c, cmd);
+	}
 	case CLI_CMD_GILSTAT: {
 		struct cli_ctx c = *ctx;
 		c.g.json = ctx->g.json || cmd->json;

@@ -20,6 +20,8 @@ static bool needs_daemon(const struct cli_invocation *inv)
 	case CLI_ACT_RUN:
 		if (inv->cmd.def->state == CLI_AVAILABLE && inv->cmd.def->id == CLI_CMD_GILSTAT)
 			return true;
+		if (inv->cmd.def->state == CLI_AVAILABLE && inv->cmd.def->id == CLI_CMD_PERF)
+			return true;
 		return inv->cmd.def->state == CLI_AVAILABLE && inv->cmd.def->id == CLI_CMD_STACK &&
 		       !inv->cmd.u.stack.async;
 	default:

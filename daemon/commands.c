@@ -10,6 +10,8 @@ static const struct {
     {"status", fp_cmd_status},
     {"check", fp_cmd_check},
     {"stack", fp_cmd_stack},
+    {"perf", fp_cmd_perf},
+    {"top", fp_cmd_top},
     {"gilstat", fp_cmd_gilstat},
 };
 

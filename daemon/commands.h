@@ -11,6 +11,8 @@ int fp_cmd_ps(struct fp_req *r);
 int fp_cmd_status(struct fp_req *r);
 int fp_cmd_check(struct fp_req *r);
 int fp_cmd_stack(struct fp_req *r);
+int fp_cmd_perf(struct fp_req *r);
+int fp_cmd_top(struct fp_req *r);
 int fp_cmd_gilstat(struct fp_req *r);
 
 /* The handler of a command name, or NULL. */
