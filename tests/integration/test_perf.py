@@ -207,6 +207,27 @@ def test_json_prints_the_profile_event(fpctl, dpair, out):
     assert (out / "profile.collapsed").exists()
 
 
+def test_idle_and_native(fpctl, dpair, out):
+    """--idle adds the main thread, blocked in read(2); --native adds C frames
+    around the same Python frames."""
+    r = perf(fpctl, dpair, out, "-d", 1, "--idle", "--json", "--format", "collapsed")
+    ev = json.loads(r.out)
+    assert "MainThread" in {s["thread"] for s in ev["stacks"]}
+    r = perf(fpctl, dpair, out, "-d", 1, "--native", "--json", "--format", "collapsed")
+    ev = json.loads(r.out)
+    kinds = Counter(f["kind"] for f in ev["frames"])
+    assert kinds["native"] > 0 and kinds["python"] > 0, kinds
+    for f in ev["frames"]:
+        if f["kind"] == "native":
+            assert f["library"], f
+    hot_b = [s for s in ev["stacks"] if s["thread"] == "hot-b"]
+    assert hot_b
+    for s in hot_b:
+        py = [ev["frames"][i]["func"] for i in s["frames"] if ev["frames"][i]["kind"] == "python"]
+        if "leaf" in py:
+            assert py.index("leaf") == py.index("hot_b") + 1, py
+
+
 def test_ctrl_c_writes_the_profile(fpctl, dpair, out):
     cmd = fpctl.command(["attach", dpair.pid, "perf", "--format", "collapsed"])
     p = subprocess.Popen(cmd, cwd=str(out), env=fpctl.env(), stdout=subprocess.PIPE,
