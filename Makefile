@@ -34,7 +34,8 @@ LDLIBS_FPCTL := -ljansson -ledit -lncurses -lprotobuf-c -lz
 # Debian packages the build, the tests and the demo need.
 DEB_PACKAGES := gcc make clang libclang-rt-14-dev libbpf-dev bpftool libelf-dev libdw-dev \
 	zlib1g-dev liblzma-dev libjansson-dev libedit-dev libncurses-dev libcmocka-dev pkg-config \
-	python3-pytest gdb util-linux procps protobuf-c-compiler libprotobuf-c-dev protobuf-compiler
+	python3-pytest gdb util-linux procps protobuf-c-compiler libprotobuf-c-dev protobuf-compiler \
+	chromium tmux
 DEPS_STAMP := build/.deps-$(shell echo $(DEB_PACKAGES) | md5sum | cut -c1-8)
 
 COMMON_SRC := $(wildcard common/*.c)

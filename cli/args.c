@@ -229,6 +229,36 @@ static int parse_perf(int argc, char *const argv[], pid_t attached, struct cli_c
 	return 0;
 }
 
+static int parse_top(int argc, char *const argv[], pid_t attached, struct cli_cmd *cmd,
+		     struct cli_error *err)
+{
+	bool have_pid = false;
+	cmd->u.top.rate = 100;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *val;
+		int r = opt_value(argc, argv, &i, "-r", "--rate", &val);
+		if (r) {
+			char *end;
+			errno = 0;
+			long rate = r < 0 ? 0 : strtol(val, &end, 10);
+			if (r < 0 || end == val || *end || errno || rate < 1 || rate > 10000)
+				return usage(err, "top",
+					     "top: the rate must be a whole number of samples per "
+					     "second from 1 to 10000, not '%.40s'",
+					     r < 0 ? "" : val);
+			cmd->u.top.rate = (int)rate;
+		} else if (strcmp(a, "--json") == 0) {
+			cmd->json = true;
+		} else if (a[0] == '-' && a[1]) {
+			return unknown_option(err, "top", a);
+		} else if (command_pid(err, "top", a, attached, &have_pid)) {
+			return 2;
+		}
+	}
+	return 0;
+}
+
 static int parse_history(int argc, char *const argv[], struct cli_cmd *cmd, struct cli_error *err)
 {
 	bool have_n = false;
@@ -365,6 +395,8 @@ int cli_parse_command(int argc, char *const argv[], pid_t attached, struct cli_c
 		return parse_perf(argc, argv, attached, cmd, err);
 	case CLI_CMD_GILSTAT:
 		return parse_gilstat(argc, argv, cmd, err);
+	case CLI_CMD_TOP:
+		return parse_top(argc, argv, attached, cmd, err);
 	default:
 		if (argc > 1)
 			return usage(err, def->name, "%s takes no arguments", def->name);

@@ -36,6 +36,7 @@ enum cli_cmd_id {
 	CLI_CMD_ATTACH,
 	CLI_CMD_PERF,
 	CLI_CMD_GILSTAT,
+	CLI_CMD_TOP,
 	CLI_CMD_OTHER, /* planned commands: nothing of theirs is parsed yet */
 };
 
@@ -98,6 +99,9 @@ struct cli_cmd {
 			double take_ms, hold_ms, interval_s; /* -1: the daemon's default */
 			long max_threads;		     /* 0: every thread */
 		} gilstat;
+		struct {
+			int rate; /* samples per second */
+		} top;
 		const char *help_topic;
 	} u;
 };
@@ -273,6 +277,7 @@ int cli_cmd_status(struct cli_ctx *ctx);
 int cli_cmd_stack(struct cli_ctx *ctx, const struct cli_cmd *cmd);
 int cli_cmd_perf(struct cli_ctx *ctx, const struct cli_cmd *cmd);
 int cli_cmd_gilstat(struct cli_ctx *ctx, const struct cli_cmd *cmd);
+int cli_cmd_top(struct cli_ctx *ctx, const struct cli_cmd *cmd);
 
 /*
  * Run a parsed attach command that is not shell-only: help, stack, or a

@@ -225,14 +225,25 @@ static const struct cli_command shell_commands[] = {
     },
     {
 	.name = "top",
-	.state = CLI_PLANNED,
-	.id = CLI_CMD_OTHER,
+	.state = CLI_AVAILABLE,
+	.id = CLI_CMD_TOP,
 	.summary = "Live view of the hottest functions",
 	.usage = "top [pid] [-r RATE]",
-	.description = "Full-screen view of own and total time per function, refreshed every\n"
-		       "second; q quits.",
-	.examples = EX("top", "top -r 200"),
-	.options = OPTS({"-r, --rate RATE", "samples per second (default 100)"}),
+	.description = "Full-screen view of the functions the process spends its time in,\n"
+		       "sampled in the kernel (BPF) without stopping it and refreshed every\n"
+		       "second: %Own and %Total are the last second's share of samples with\n"
+		       "the function innermost or anywhere on the stack, OwnTime and\n"
+		       "TotalTime add up since the start. Keys 1-4 sort by those columns\n"
+		       "(default OwnTime); q or Ctrl-C quits. When stdout is not a terminal\n"
+		       "a text table is printed every second instead, until Ctrl-C or\n"
+		       "fpctl's --timeout.",
+	.examples = EX("# live view at 100 samples per second", "top",
+		       "# more samples per second", "top -r 500",
+		       "# a text table every second for 10 s, into a file",
+		       "fpctl attach --timeout 10 1234 top > top.log"),
+	.options = OPTS({"pid", "process to sample; only the attached one, which is the default"},
+			{"-r, --rate RATE", "samples per second, 1 to 10000 (default 100)"},
+			{"--json", "print each second's profile event as one JSON object"}),
     },
     {
 	.name = "console",

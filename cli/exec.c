@@ -29,6 +29,11 @@ int cli_exec(struct cli_ctx *ctx, const struct cli_cmd *cmd)
 		c.g.json = ctx->g.json || cmd->json;
 		return cli_cmd_gilstat(&c, cmd);
 	}
+	case CLI_CMD_TOP: {
+		struct cli_ctx c = *ctx;
+		c.g.json = ctx->g.json || cmd->json;
+		return cli_cmd_top(&c, cmd);
+	}
 	default:
 		return cli_fail(ctx, 2, "usage", "'%s' works only in the interactive shell",
 				cmd->def->name);

@@ -22,6 +22,8 @@ static bool needs_daemon(const struct cli_invocation *inv)
 			return true;
 		if (inv->cmd.def->state == CLI_AVAILABLE && inv->cmd.def->id == CLI_CMD_PERF)
 			return true;
+		if (inv->cmd.def->state == CLI_AVAILABLE && inv->cmd.def->id == CLI_CMD_TOP)
+			return true;
 		return inv->cmd.def->state == CLI_AVAILABLE && inv->cmd.def->id == CLI_CMD_STACK &&
 		       !inv->cmd.u.stack.async;
 	default:

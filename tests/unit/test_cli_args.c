@@ -323,7 +323,7 @@ static void test_command_table(void **state)
 	    "module", "reload", "perf",	   "top",   "console", "mem",	    "gilstat",
 	    "torch",  "gpu",	"history", "cls",   "quit",    "exit",
 	};
-	static const char *const available[] = {"help",	   "stack", "perf", "gilstat",
+	static const char *const available[] = {"help",	   "stack", "perf", "top", "gilstat",
 						"history", "cls",   "quit", "exit"};
 	for (size_t i = 0; i < sizeof(spec) / sizeof(spec[0]); i++) {
 		const struct cli_command *c = cli_command_find(CLI_SHELL, spec[i]);
