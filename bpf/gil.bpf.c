@@ -3,8 +3,9 @@
  * gilstat: per-thread GIL wait and hold times of one CPython process.
  *
  * take_gil entry and return bound a wait; take_gil return and the next drop
- * bound a hold.  The programs are attached to one binary, which every process
- * mapping it shares, so each one first checks the thread group.  Counters are
+ * bound a hold.  The probes are bound to the target, but a child it forks
+ * inherits the breakpoints for a while, so each program first checks the
+ * thread group.  Counters are
  * summed in a hash map that user space reads each interval; only the rare
  * waits or holds above a threshold go through the ring buffer.
  */

@@ -11,7 +11,7 @@
  * Events:
  *   {"event":"gilstat_start","pid":P,"version":"3.11.7","binary":"...",
  *    "symbols":"symtab"|"minidebuginfo"|"debugfile"|"heuristic",
- *    "drop_sites":N,"note":"..."|null}
+ *    "take_sites":N,"drop_sites":N,"note":"..."|null}
  *   {"event":"gilstat","interval_s":5.0,"threads":[{"tid","name","takes",
  *    "wait_total_ms","wait_avg_ms","hold_total_ms","hold_avg_ms","drops"}...],
  *    "threads_omitted":0,"switches_per_s":x,"warnings_lost":0,
@@ -44,8 +44,8 @@
 #include "proc.h"
 #include "stack.h"
 
-/* bench/gilstat.sh measures it; kept a little above the measured value. */
-#define GIL_PAIR_COST_NS 3000.0
+/* bench/gilstat.sh measured 1.36-1.40 us on 3.8-3.13 and Debian's 3.11 (2-CPU VM). */
+#define GIL_PAIR_COST_NS 1500.0
 /* Above this share of one CPU spent in the probes the report says so. */
 #define GIL_COST_LIMIT 0.02
 /* Warnings sent per interval; the rest are counted as suppressed. */
@@ -104,6 +104,23 @@ static uint64_t func_sym(Elf *e, Elf64_Word type, const char *name)
 	return 0;
 }
 
+/* Whether a function of .dynsym starts at addr. */
+static bool is_exported(Elf *e, uint64_t addr)
+{
+	Elf_Scn *s = find_section(e, NULL, SHT_DYNSYM);
+	GElf_Shdr sh;
+	Elf_Data *d = s ? elf_getdata(s, NULL) : NULL;
+	if (!d || !gelf_getshdr(s, &sh) || !sh.sh_entsize)
+		return false;
+	for (size_t i = 0; i < sh.sh_size / sh.sh_entsize; i++) {
+		GElf_Sym sym;
+		if (gelf_getsym(d, (int)i, &sym) && GELF_ST_TYPE(sym.st_info) == STT_FUNC &&
+		    sym.st_value == addr)
+			return true;
+	}
+	return false;
+}
+
 /* File offset of an address in an executable segment: what a uprobe is placed by. */
 static int vaddr_to_off(Elf *e, uint64_t vaddr, uint64_t *off)
 {
@@ -143,16 +160,47 @@ static const uint8_t *code_at(Elf *e, uint64_t vaddr, size_t *avail)
 	return NULL;
 }
 
+/*
+ * File offsets (in main) of a static function and of its whole-function GCC
+ * clones: 3.8's PyEval_RestoreThread calls take_gil.constprop.0, not
+ * take_gil.  Partial clones (.part, .cold) are not entries and are left out.
+ */
+static size_t func_and_clones(Elf *syms, Elf *main, const char *base, uint64_t *offs, size_t cap)
+{
+	Elf_Scn *s = find_section(syms, NULL, SHT_SYMTAB);
+	GElf_Shdr sh;
+	Elf_Data *d = s ? elf_getdata(s, NULL) : NULL;
+	if (!d || !gelf_getshdr(s, &sh) || !sh.sh_entsize)
+		return 0;
+	size_t n = 0, blen = strlen(base);
+	for (size_t i = 0; i < sh.sh_size / sh.sh_entsize && n < cap; i++) {
+		GElf_Sym sym;
+		if (!gelf_getsym(d, (int)i, &sym) || GELF_ST_TYPE(sym.st_info) != STT_FUNC ||
+		    !sym.st_value)
+			continue;
+		const char *nm = elf_strptr(syms, sh.sh_link, sym.st_name);
+		if (!nm || strncmp(nm, base, blen) != 0 ||
+		    (nm[blen] && strncmp(nm + blen, ".constprop.", 11) != 0 &&
+		     strncmp(nm + blen, ".isra.", 6) != 0))
+			continue;
+		uint64_t off;
+		if (vaddr_to_off(main, sym.st_value, &off) != 0)
+			continue;
+		bool dup = false;
+		for (size_t k = 0; k < n; k++)
+			dup |= offs[k] == off;
+		if (!dup)
+			offs[n++] = off;
+	}
+	return n;
+}
+
 /* take_gil and drop_gil from a symbol table whose addresses are those of main. */
 static int from_symtab(Elf *syms, Elf *main, struct fp_gil_probes *p)
 {
-	uint64_t take = func_sym(syms, SHT_SYMTAB, "take_gil");
-	uint64_t drop = func_sym(syms, SHT_SYMTAB, "drop_gil");
-	if (!take || !drop || vaddr_to_off(main, take, &p->take_off) != 0 ||
-	    vaddr_to_off(main, drop, &p->drop_off[0]) != 0)
-		return -1;
-	p->ndrop = 1;
-	return 0;
+	p->ntake = func_and_clones(syms, main, "take_gil", p->take_off, FP_GIL_MAX_TAKE_SITES);
+	p->ndrop = func_and_clones(syms, main, "drop_gil", p->drop_off, FP_GIL_MAX_DROP_SITES);
+	return p->ntake && p->ndrop ? 0 : -1;
 }
 
 /* MiniDebugInfo: an xz-compressed ELF holding a .symtab of the functions. */
@@ -278,8 +326,10 @@ static bool is_drop_function(Elf *main, uint64_t fn, uint64_t lock, uint64_t sig
  *    `mov $gil_mutex,%edi; call pthread_mutex_lock` and signals gil->cond
  *    right after; PyEval_SaveThread's first such pair gives the mutex
  *    address and both call targets, and every copy of the same sequence in
- *    the executable segment is a drop site.  The probe sits on the `mov`,
- *    just before the GIL is released: a hold ends there.
+ *    the executable segment is a drop site.  The probe sits on the call of
+ *    pthread_mutex_lock, just before the GIL is released: a hold ends there.
+ *    A call is emulated by the kernel's uprobe code; a probed `mov` would be
+ *    single-stepped out of line, which measured ten times dearer.
  *  - drop_gil also exists out of line (the eval loop's switch goes through
  *    it): the function called right before a call to take_gil that locks
  *    and signals the same way.
@@ -300,12 +350,14 @@ static int from_heuristic(Elf *main, struct fp_gil_probes *p, char *why, size_t 
 	size_t n = 0;
 	const uint8_t *code = restore ? code_at(main, restore, &n) : NULL;
 	uint64_t take = code ? first_call(code, n < 64 ? n : 64, restore, NULL) : 0;
-	if (!take || take == func_sym(main, SHT_DYNSYM, "PyThread_acquire_lock") ||
-	    vaddr_to_off(main, take, &p->take_off) != 0) {
+	/* take_gil is static: a call to an exported function is something else. */
+	if (!take || is_exported(main, take) || vaddr_to_off(main, take, &p->take_off[0]) != 0) {
 		snprintf(why, whylen,
 			 "no take_gil symbol and no call to it found in PyEval_RestoreThread");
 		return -1;
 	}
+	p->ntake = 1;
+	p->ndrop = 0;
 	code = save ? code_at(main, save, &n) : NULL;
 	uint32_t mutex = 0;
 	uint64_t lock = 0, signal_fn = 0;
@@ -343,7 +395,7 @@ static int from_heuristic(Elf *main, struct fp_gil_probes *p, char *why, size_t 
 		if (code[i] == 0xbf && code[i + 5] == 0xe8 && imm == mutex &&
 		    first_call(code + i + 5, 5, text_va + i + 5, NULL) == lock &&
 		    first_call(code + i + 10, 48, text_va + i + 10, NULL) == signal_fn) {
-			site = text_va + i;
+			site = text_va + i + 5;
 			ninline++;
 		} else if (!outline && i >= 16 && code[i] == 0xe8 &&
 			   first_call(code + i, 5, text_va + i, NULL) == take) {
@@ -704,8 +756,13 @@ static struct bpf_link *attach(struct fp_req *r, struct bpf_program *prog, const
 			       uint64_t off, bool ret, const char *what)
 {
 	LIBBPF_OPTS(bpf_uprobe_opts, o, .retprobe = ret);
-	/* pid -1: a uprobe bound to a pid follows only that one thread; BPF filters the tgid. */
-	struct bpf_link *l = bpf_program__attach_uprobe_opts(prog, -1, path, (size_t)off, &o);
+	/*
+	 * Bound to the target, the breakpoint is written into its address space only
+	 * (and fires for all its threads, which share it): other processes running the
+	 * same libpython do not trap.  A forked child inherits breakpoints until the
+	 * kernel drops them lazily, hence the tgid check in BPF as well.
+	 */
+	struct bpf_link *l = bpf_program__attach_uprobe_opts(prog, r->pid, path, (size_t)off, &o);
 	if (!l)
 		fp_req_fail(r, "attach", FP_EXIT_ATTACH,
 			    "gilstat: attaching the %s probe at offset 0x%llx of %s failed: %s",
@@ -716,15 +773,18 @@ static struct bpf_link *attach(struct fp_req *r, struct bpf_program *prog, const
 static int run(struct session *s, const struct fp_gil_probes *p, atomic_bool *stop)
 {
 	struct fp_req *r = s->r;
-	struct bpf_link *links[2 + FP_GIL_MAX_DROP_SITES] = {0};
+	struct bpf_link *links[2 * FP_GIL_MAX_TAKE_SITES + FP_GIL_MAX_DROP_SITES] = {0};
 	size_t nlinks = 0;
 	struct ring_buffer *rb = NULL;
 	int rc = -1;
-	links[nlinks++] =
-	    attach(r, s->skel->progs.gil_take_enter, p->path, p->take_off, false, "take_gil entry");
-	if (links[nlinks - 1])
-		links[nlinks++] = attach(r, s->skel->progs.gil_take_return, p->path, p->take_off,
-					 true, "take_gil return");
+	/* p has at least one take and one drop site: a failed attach is always the last link. */
+	for (size_t i = 0; i < p->ntake && (!nlinks || links[nlinks - 1]); i++) {
+		links[nlinks++] = attach(r, s->skel->progs.gil_take_enter, p->path, p->take_off[i],
+					 false, "take_gil entry");
+		if (links[nlinks - 1])
+			links[nlinks++] = attach(r, s->skel->progs.gil_take_return, p->path,
+						 p->take_off[i], true, "take_gil return");
+	}
 	for (size_t i = 0; i < p->ndrop && links[nlinks - 1]; i++)
 		links[nlinks++] = attach(r, s->skel->progs.gil_drop_enter, p->path, p->drop_off[i],
 					 false, "drop_gil");
@@ -742,6 +802,7 @@ static int run(struct session *s, const struct fp_gil_probes *p, atomic_bool *st
 	json_object_set_new(ev, "version", json_string(s->py->version));
 	json_object_set_new(ev, "binary", json_string(s->py->binary));
 	json_object_set_new(ev, "symbols", json_string(p->symbols));
+	json_object_set_new(ev, "take_sites", json_integer((json_int_t)p->ntake));
 	json_object_set_new(ev, "drop_sites", json_integer((json_int_t)p->ndrop));
 	json_object_set_new(ev, "note", p->note[0] ? json_string(p->note) : json_null());
 	s->emit_rc = fp_req_emit(r, ev);

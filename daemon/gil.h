@@ -11,10 +11,13 @@
 
 /* Inlined drop_gil copies the stripped-binary heuristic accepts (Debian 3.11 has 5). */
 #define FP_GIL_MAX_DROP_SITES 16
+/* take_gil and its GCC clones (3.8 has take_gil.constprop.0). */
+#define FP_GIL_MAX_TAKE_SITES 4
 
 struct fp_gil_probes {
-	char path[PATH_MAX]; /* the binary, opened through /proc/PID/root */
-	uint64_t take_off;   /* file offsets, as uprobes are placed */
+	char path[PATH_MAX];			  /* the binary, opened through /proc/PID/root */
+	uint64_t take_off[FP_GIL_MAX_TAKE_SITES]; /* file offsets, as uprobes are placed */
+	size_t ntake;
 	uint64_t drop_off[FP_GIL_MAX_DROP_SITES];
 	size_t ndrop;
 	const char *symbols; /* "symtab", "minidebuginfo", "debugfile" or "heuristic" */

@@ -232,3 +232,23 @@ def test_not_python(fpctl):
 def test_usage(fpctl, idle, args, msg):
     r = fpctl("attach", idle.pid, *args, check=False)
     assert r.rc == 2 and msg in r.err, r
+
+
+def test_cost_warning(fpd, debian_python):
+    """A thread dropping the GIL around every fstat switches it ~10^5 times/s."""
+    p = fpdtest.spawn([debian_python, "-c", "import os\nprint(1, flush=True)\nwhile True: os.fstat(0)"],
+                      stdout=subprocess.PIPE)
+    try:
+        assert p.stdout.readline() == b"1\n"
+        s = Session(fpd, p.pid, {"interval_s": 1})
+        try:
+            reps = [f for f in s.until("gilstat") if f.get("event") == "gilstat"]
+            s.cancel()
+        finally:
+            s.close()
+    finally:
+        fpdtest.stop(p)
+    rep = reps[-1]
+    assert rep["switches_per_s"] > 20000, rep
+    assert "the probes cost about" in rep["cost_warning"], rep
+    assert_detached()
