@@ -121,7 +121,9 @@ def test_two_cpu_threads(fpd, start_target, interp):
         hold = sum(r["hold_total_ms"] for r in rows)
         assert takes >= 20 and abs(sum(r["drops"] for r in rows) - takes) <= 2, rows
         avg = wait / takes
-        assert 0.5 * SWITCH_MS <= avg <= 10 * SWITCH_MS, (name, avg, rows)
+        # A waiter asks for the GIL after one switch interval; on a machine
+        # short of CPUs it may then wait for a CPU as well.
+        assert 0.5 * SWITCH_MS <= avg <= (3 if unloaded else 40) * SWITCH_MS, (name, avg, rows)
         holds += hold
         # Python runs only under the GIL: CPU time lies inside the holds.  With
         # CPUs free, a holder is never preempted and the two match (10 ms ticks

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -84,6 +85,45 @@ static void test_pyenv_symtab(void **state)
 		skip();
 }
 
+/*
+ * MiniDebugInfo as Fedora builds it: a stripped libpython carrying an
+ * xz-compressed ELF with just take_gil and drop_gil in its .symtab.  Made
+ * here with binutils and xz from the pyenv 3.11 libpython; skipped without them.
+ */
+static void test_minidebuginfo(void **state)
+{
+	(void)state;
+	const char *lib = "/root/.pyenv/versions/3.11.7/lib/libpython3.11.so.1.0";
+	char dir[] = "/tmp/fpd-test-gil.XXXXXX";
+	if (access(lib, R_OK) != 0 || !mkdtemp(dir))
+		skip();
+	char cmd[2048];
+	snprintf(cmd, sizeof(cmd),
+		 "cd %s && printf 'take_gil\ndrop_gil\n' >keep && "
+		 "objcopy --only-keep-debug %s full.debug && "
+		 "objcopy -S --keep-symbols=keep full.debug mini && xz mini && "
+		 "strip --strip-all %s -o stripped.so && "
+		 "objcopy --add-section .gnu_debugdata=mini.xz stripped.so lib.so",
+		 dir, lib, lib);
+	int made = system(cmd);
+	char path[256];
+	snprintf(path, sizeof(path), "%s/lib.so", dir);
+	struct fp_gil_probes p, ref;
+	char err[512];
+	int rc = made == 0 ? fp_gil_resolve(getpid(), path, &p, err, sizeof(err)) : 0;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0 || made != 0)
+		skip(); /* binutils or xz missing */
+	if (rc != 0)
+		fail_msg("%s", err);
+	assert_string_equal(p.symbols, "minidebuginfo");
+	assert_int_equal(fp_gil_resolve(getpid(), lib, &ref, err, sizeof(err)), 0);
+	assert_int_equal(p.ntake, 1);
+	assert_int_equal(p.ndrop, 1);
+	assert_int_equal(p.take_off[0], ref.take_off[0]);
+	assert_int_equal(p.drop_off[0], ref.drop_off[0]);
+}
+
 static void test_not_an_interpreter(void **state)
 {
 	(void)state;
@@ -101,6 +141,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_debian_stripped),
 	    cmocka_unit_test(test_pyenv_symtab),
+	    cmocka_unit_test(test_minidebuginfo),
 	    cmocka_unit_test(test_not_an_interpreter),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
