@@ -217,4 +217,15 @@ print("unless given --nonblocking / --no-block; fpctl stack never stops it, fpct
 print("--native stops it for the unwind only.  The machine is small (2 CPUs) and may be")
 print("shared with other work: compare rows of one run, not numbers across runs.")
 EOF
+# The BPF tier's benchmarks print their own sections (bench/sampler.sh needs
+# build/tests/test_sampler, built by `make unit`).
+make --no-print-directory build/tests/test_sampler >/dev/null
+for b in bench/sampler.sh bench/gilstat.sh; do
+	note "$b"
+	if section=$("$b"); then
+		printf '\n%s\n' "$section" >>bench/RESULTS.md
+	else
+		printf '\n## %s\n\nfailed in this run (see its output above).\n' "$b" >>bench/RESULTS.md
+	fi
+done
 cat bench/RESULTS.md

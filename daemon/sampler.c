@@ -259,43 +259,12 @@ static void symcache_free(struct symcache *c)
 	free(c);
 }
 
-/*
- * The target's ELF files, opened inside its root (a container's files, not
- * fpd's): RESOLVE_IN_ROOT keeps symlinks and ".." inside it, and O_PATH +
- * fstat opens regular files only.  Deleted files and the vDSO are read from
- * memory by the stock callback.
- */
+/* The target's ELF files, opened inside its root as stack --native opens them. */
 static int find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr base,
 		    char **file_name, Elf **elfp)
 {
 	const struct fp_sampler *s = *userdata;
-	size_t len = strlen(name);
-	if (name[0] != '/' || (len > 10 && strcmp(name + len - 10, " (deleted)") == 0))
-		return dwfl_linux_proc_find_elf(mod, userdata, name, base, file_name, elfp);
-	struct open_how how = {
-	    .flags = O_PATH | O_CLOEXEC,
-	    .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
-	};
-	int pfd = (int)syscall(SYS_openat2, s->root, name, &how, sizeof(how));
-	if (pfd < 0)
-		return -1;
-	struct stat st;
-	char self[64];
-	int fd = -1;
-	if (fstat(pfd, &st) == 0 && S_ISREG(st.st_mode)) {
-		snprintf(self, sizeof(self), "/proc/self/fd/%d", pfd);
-		fd = open(self, O_RDONLY | O_CLOEXEC);
-	}
-	close(pfd);
-	if (fd < 0)
-		return -1;
-	/* Where dwfl_standard_find_debuginfo looks for .gnu_debuglink files. */
-	if (asprintf(file_name, "/proc/%d/root%s", (int)s->py.pid, name) < 0) {
-		*file_name = NULL;
-		close(fd);
-		return -1;
-	}
-	return fd;
+	return fp_unwind_find_elf(mod, userdata, name, base, file_name, elfp, s->root, s->py.pid);
 }
 
 static const Dwfl_Callbacks dwfl_callbacks = {

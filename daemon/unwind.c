@@ -96,10 +96,9 @@ __attribute__((format(printf, 2, 3))) static void note(struct target_thread *t, 
  * O_PATH + fstat keeps device mappings (GPU drivers map /dev nodes) from being
  * opened for real.
  */
-static int find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr base,
-		    char **file_name, Elf **elfp)
+int fp_unwind_find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr base,
+		       char **file_name, Elf **elfp, int root, pid_t pid)
 {
-	const struct job *j = *userdata;
 	size_t len = strlen(name);
 	/* Deleted files and the vDSO exist only in memory: the stock callback reads them there. */
 	if (name[0] != '/' || (len > 10 && strcmp(name + len - 10, " (deleted)") == 0))
@@ -109,10 +108,10 @@ static int find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_A
 	    .flags = O_PATH | O_CLOEXEC,
 	    .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
 	};
-	int pfd = (int)syscall(SYS_openat2, j->root, name, &how, sizeof(how));
+	int pfd = (int)syscall(SYS_openat2, root, name, &how, sizeof(how));
 	/* Kernels before 5.6: the right file still, only without the confinement. */
 	if (pfd < 0 && errno == ENOSYS)
-		pfd = openat(j->root, name + 1, O_PATH | O_CLOEXEC);
+		pfd = openat(root, name + 1, O_PATH | O_CLOEXEC);
 	if (pfd < 0)
 		return -1;
 	struct stat st;
@@ -126,12 +125,19 @@ static int find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_A
 	if (fd < 0)
 		return -1;
 	/* The name is where dwfl_standard_find_debuginfo looks for .gnu_debuglink files. */
-	if (asprintf(file_name, "/proc/%d/root%s", (int)j->pid, name) < 0) {
+	if (asprintf(file_name, "/proc/%d/root%s", (int)pid, name) < 0) {
 		*file_name = NULL;
 		close(fd);
 		return -1;
 	}
 	return fd;
+}
+
+static int find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr base,
+		    char **file_name, Elf **elfp)
+{
+	const struct job *j = *userdata;
+	return fp_unwind_find_elf(mod, userdata, name, base, file_name, elfp, j->root, j->pid);
 }
 
 static const Dwfl_Callbacks callbacks = {

@@ -8,6 +8,7 @@
 #ifndef FP_UNWIND_H
 #define FP_UNWIND_H
 
+#include <elfutils/libdwfl.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -44,5 +45,13 @@ int fp_unwind_stack(pid_t pid, struct fp_stack *s, void (*while_stopped)(void *a
  */
 int fp_unwind_merge(struct fp_frame *native, size_t nnative, struct fp_frame *py, size_t npy,
 		    struct fp_frame **out, size_t *nout);
+
+/*
+ * libdwfl's find_elf for a target whose root directory is open as root (an
+ * O_PATH fd of /proc/PID/root): files are opened inside the target's mount
+ * namespace, never fpd's; the sampler's unwinder uses it too.
+ */
+int fp_unwind_find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr base,
+		       char **file_name, Elf **elfp, int root, pid_t pid);
 
 #endif

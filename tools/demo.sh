@@ -62,4 +62,26 @@ run fpctl attach "$SERVICE_PID" stack
 section "fpctl attach $SERVICE_PID stack --native"
 run fpctl attach "$SERVICE_PID" stack --native
 
+# A steady load while profiling, so the flame graph and the GIL report have work to show.
+load() {
+	for _ in 1 2 3 4 5 6; do
+		"$PYTHON" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=60).read()' \
+			"http://127.0.0.1:$PORT/work?n=200000" >/dev/null 2>&1 || true
+	done
+}
+
+OUTDIR=build/demo
+mkdir -p "$OUTDIR"
+section "fpctl attach $SERVICE_PID perf -d 3 -f $OUTDIR/flamegraph.svg  (BPF sampling, the service never stopped)"
+load &
+LOAD_PID=$!
+run fpctl attach "$SERVICE_PID" perf -d 3 -f "$OUTDIR/flamegraph.svg"
+echo "open $OUTDIR/flamegraph.svg in a browser: hover, click to zoom, search"
+run fpctl attach "$SERVICE_PID" perf -d 2 --format collapsed -f "$OUTDIR/profile.collapsed"
+sort -t' ' -k2 -nr "$OUTDIR/profile.collapsed" | head -n 3 | cut -c1-160
+
+section "fpctl --timeout 5 attach $SERVICE_PID gilstat on 5 5 2  (uprobes on the GIL)"
+run fpctl --timeout 5 attach "$SERVICE_PID" gilstat on 5 5 2 || true
+wait "$LOAD_PID" 2>/dev/null || true
+
 section "done: stopping the service and fpd"
