@@ -1,6 +1,6 @@
 """`fpctl attach PID perf` (and the daemon side of `top`) against real targets.
 
-The target (targets/perfpair.py) runs thread hot-a spinning in hot_a and
+The target (targets/hotpair.py) runs thread hot-a spinning in hot_a and
 thread hot-b calling leaf from hot_b; both are CPU-bound and take turns on
 the GIL.  For every interpreter the collapsed output must hold those stacks,
 outermost first, with roughly equal shares, and the four formats written
@@ -26,7 +26,7 @@ import pytest
 import fpdtest
 from fpdtest import NOBODY, TARGETS, frame, marker_line, recv_frame
 
-PAIR = TARGETS / "perfpair.py"
+PAIR = TARGETS / "hotpair.py"
 WROTE = re.compile(r"^Wrote (\d+) samples to (.+?)(?:, .*?)?(?: \(the process exited\))?$")
 FRAME = re.compile(r"^(.*) \((.*):(\d+)\)$")
 ROOT = os.geteuid() == 0
@@ -40,7 +40,7 @@ def needs_root():
 
 @pytest.fixture(scope="module")
 def pair(interp, workdir):
-    target = fpdtest.Target(interp.python, "perfpair.py", logdir=workdir).ready()
+    target = fpdtest.Target(interp.python, "hotpair.py", logdir=workdir).ready()
     yield target
     target.kill()
 
@@ -48,7 +48,7 @@ def pair(interp, workdir):
 @pytest.fixture(scope="module")
 def dpair(debian_python, workdir):
     """The same target on one interpreter, for what does not depend on the version."""
-    target = fpdtest.Target(debian_python, "perfpair.py", logdir=workdir).ready()
+    target = fpdtest.Target(debian_python, "hotpair.py", logdir=workdir).ready()
     yield target
     target.kill()
 
@@ -250,7 +250,7 @@ def test_timeout_stops_like_ctrl_c(fpctl, dpair, out):
 
 
 def test_target_exits_mid_profile(fpctl, interp, out, workdir):
-    target = fpdtest.Target(interp.python, "perfpair.py", ["exit", 3], logdir=workdir).ready()
+    target = fpdtest.Target(interp.python, "hotpair.py", ["exit", 3], logdir=workdir).ready()
     try:
         t0 = time.monotonic()
         r = perf(fpctl, target, out, "-d", 60, "--format", "collapsed")

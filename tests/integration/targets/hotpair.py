@@ -1,9 +1,13 @@
-"""Two CPU-bound threads for the sampler: hot-a spins in hot_a, hot-b calls
-leaf in a loop.  With the argument "nogil", a third thread (nogil) burns CPU
-in zlib with the GIL released."""
+"""Two CPU-bound threads for the sampler, perf and gilstat: hot-a spins in
+hot_a, hot-b calls leaf in a loop; they take turns on the GIL.  With the
+argument "nogil", a third thread (nogil) burns CPU in zlib with the GIL
+released; with "exit S", the whole process exits S seconds after it starts
+(a target that goes away in the middle of a profile)."""
 
-import zlib
+import os
 import sys
+import threading
+import zlib
 
 import fptarget as fpt
 
@@ -38,6 +42,8 @@ def main():
     fpt.start_thread("hot-b", hot_b)
     if extra:
         fpt.start_thread("nogil", nogil)
+    if sys.argv[1:2] == ["exit"]:
+        threading.Timer(float(sys.argv[2]), os._exit, (0,)).start()
     fpt.serve()
 
 
