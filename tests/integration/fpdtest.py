@@ -19,8 +19,30 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-TARGETS = HERE / "targets"
 NOBODY = 65534
+
+
+def _targets_dir():
+    """The target scripts, where an unprivileged user can read them too:
+    some tests run targets as nobody, and a checkout under a private
+    directory (mktemp -d is 0700) would hide them.  Then a world-readable
+    copy is used, removed at exit."""
+    here = HERE / "targets"
+    if all(os.stat(str(d)).st_mode & 0o001 for d in [here] + list(here.parents)):
+        return here
+    import shutil
+    import tempfile
+    copy = Path(tempfile.mkdtemp(prefix="fpd-targets-")) / "targets"
+    shutil.copytree(str(here), str(copy))
+    for d in (copy.parent, copy):
+        os.chmod(str(d), 0o755)
+    for f in copy.iterdir():
+        os.chmod(str(f), 0o644)
+    atexit.register(shutil.rmtree, str(copy.parent), True)
+    return copy
+
+
+TARGETS = _targets_dir()
 # Syscall numbers (x86_64) in /proc/PID/task/TID/syscall that tell where a
 # thread of a target is blocked.  restart_syscall: a sleep interrupted by a
 # ptrace stop (stack --native) goes on under that number.
