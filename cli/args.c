@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include "agentcmd.h"
 #include "cli.h"
 #include "profile_formats.h"
 
@@ -397,6 +398,13 @@ int cli_parse_command(int argc, char *const argv[], pid_t attached, struct cli_c
 		return parse_gilstat(argc, argv, cmd, err);
 	case CLI_CMD_TOP:
 		return parse_top(argc, argv, attached, cmd, err);
+	case CLI_CMD_AGENT:
+		for (int i = 1; i < argc; i++)
+			if (strcmp(argv[i], "--json") == 0)
+				cmd->json = true;
+		cmd->u.agent.argc = argc;
+		cmd->u.agent.argv = argv;
+		return cli_agent_parse(def, argc, argv, NULL, err);
 	default:
 		if (argc > 1)
 			return usage(err, def->name, "%s takes no arguments", def->name);

@@ -37,6 +37,7 @@ enum cli_cmd_id {
 	CLI_CMD_PERF,
 	CLI_CMD_GILSTAT,
 	CLI_CMD_TOP,
+	CLI_CMD_AGENT, /* served by the in-process helper: see agentcmd.h */
 	CLI_CMD_OTHER, /* planned commands: nothing of theirs is parsed yet */
 };
 
@@ -44,6 +45,8 @@ struct cli_opt_help {
 	const char *flags;
 	const char *text;
 };
+
+struct cli_agent_cmd;
 
 struct cli_command {
 	const char *name;
@@ -55,6 +58,7 @@ struct cli_command {
 	const char *description;
 	const char *const *examples;
 	const struct cli_opt_help *options;
+	const struct cli_agent_cmd *agent; /* CLI_CMD_AGENT: options and renderer */
 };
 
 const struct cli_command *cli_command_find(enum cli_scope scope, const char *name);
@@ -102,6 +106,10 @@ struct cli_cmd {
 		struct {
 			int rate; /* samples per second */
 		} top;
+		struct {
+			int argc; /* the command's words, argv[0] its name */
+			char *const *argv;
+		} agent;
 		const char *help_topic;
 	} u;
 };

@@ -1,6 +1,7 @@
 /*
  * Running a parsed attach command, in the shell or one-shot.
  */
+#include "agentcmd.h"
 #include "cli.h"
 
 int cli_exec(struct cli_ctx *ctx, const struct cli_cmd *cmd)
@@ -34,6 +35,8 @@ int cli_exec(struct cli_ctx *ctx, const struct cli_cmd *cmd)
 		c.g.json = ctx->g.json || cmd->json;
 		return cli_cmd_top(&c, cmd);
 	}
+	case CLI_CMD_AGENT:
+		return cli_cmd_agent(ctx, cmd);
 	default:
 		return cli_fail(ctx, 2, "usage", "'%s' works only in the interactive shell",
 				cmd->def->name);
