@@ -62,7 +62,7 @@ FUZZ_BIN   := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 # Keep objects and skeletons that pattern chains would otherwise delete as intermediates.
 .SECONDARY:
 
-all: $(DEPS_STAMP) $(BUILD)/fpd $(BUILD)/fpctl
+all: $(DEPS_STAMP) $(BUILD)/fpd $(BUILD)/fpctl $(BUILD)/libfpagent.so
 
 deps: $(DEPS_STAMP)
 
@@ -104,12 +104,31 @@ $(BUILD)/fpd: $(BUILD)/obj/daemon/fpd.o $(DAEMON_OBJ) $(COMMON_OBJ)
 $(BUILD)/fpctl: $(BUILD)/obj/cli/fpctl.o $(CLI_OBJ) $(COMMON_OBJ)
 	$(CC) $(LDFLAGS_MODE) -o $@ $^ $(LDLIBS_FPCTL)
 
+# The helper injected into targets: position-independent, never sanitized
+# (it lives in someone else's process), only libc, only fpagent_start
+# exported, the Python of agent/py/ embedded (core.py first).
+AGENT_PY     := $(wildcard agent/py/*.py)
+AGENT_SRC    := $(wildcard agent/*.c) common/agentlink.c
+AGENT_OBJ    := $(patsubst %.c,$(BUILD)/agent-obj/%.o,$(AGENT_SRC)) $(BUILD)/agent-obj/agent_py.o
+AGENT_CFLAGS := $(CFLAGS_BASE) -O2 -fPIC -fvisibility=hidden -pthread
+$(BUILD)/gen/agent_py.c: $(AGENT_PY) tools/embed_py.py | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(PYTHON) tools/embed_py.py $@ $(AGENT_PY)
+$(BUILD)/agent-obj/agent_py.o: $(BUILD)/gen/agent_py.c
+	@mkdir -p $(dir $@)
+	$(CC) $(AGENT_CFLAGS) -c $< -o $@
+$(BUILD)/agent-obj/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(AGENT_CFLAGS) -Iagent -MMD -MP -c $< -o $@
+$(BUILD)/libfpagent.so: $(AGENT_OBJ) agent/libfpagent.map
+	$(CC) -shared -pthread -Wl,--version-script=agent/libfpagent.map -Wl,-z,now -o $@ $(AGENT_OBJ)
+
 # Each unit test links every daemon, cli and common object but the two mains.
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(DAEMON_OBJ) $(CLI_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_MODE) -o $@ $^ -lcmocka $(LDLIBS_FPD) -ledit -lncurses -lprotobuf-c
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/agent-obj -name '*.d' 2>/dev/null)
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
@@ -162,6 +181,7 @@ bench: all
 install: all
 	install -D -m 0755 $(BUILD)/fpd $(DESTDIR)$(PREFIX)/sbin/fpd
 	install -D -m 0755 $(BUILD)/fpctl $(DESTDIR)$(PREFIX)/bin/fpctl
+	install -D -m 0644 $(BUILD)/libfpagent.so $(DESTDIR)$(PREFIX)/lib/fpd/libfpagent.so
 	install -D -m 0644 tools/fpd.service $(DESTDIR)/etc/systemd/system/fpd.service
 
 # Generated fixtures keep the generator's layout.

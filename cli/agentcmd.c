@@ -58,8 +58,8 @@ static const char *opt_name(const struct cli_opt_spec *o)
 	return o->lng ? o->lng : o->shrt;
 }
 
-static int parse_value(const char *cmd, const struct cli_opt_spec *o, const char *val,
-		       json_t *args, struct cli_error *err)
+static int parse_value(const char *cmd, const struct cli_opt_spec *o, const char *val, json_t *args,
+		       struct cli_error *err)
 {
 	json_t *v;
 	if (o->kind == CLI_OPT_STR) {
@@ -96,8 +96,9 @@ static int parse_into(const struct cli_command *def, int argc, char *const argv[
 			continue;
 		if (!is_option(w)) {
 			if (npos == a->max_pos)
-				return usage(err, cmd, "%s: unexpected argument '%.60s' (usage: %s %s)",
-					     cmd, w, cmd, a->pos_usage ? a->pos_usage : "");
+				return usage(err, cmd,
+					     "%s: unexpected argument '%.60s' (usage: %s %s)", cmd,
+					     w, cmd, a->pos_usage ? a->pos_usage : "");
 			npos++;
 			if (json_array_append_new(pos, json_string(w)))
 				return usage(err, cmd, "%s: out of memory", cmd);
@@ -161,8 +162,8 @@ bool cli_agent_generic_event(struct cli_ctx *ctx, const json_t *ev)
 		return true; /* attach progress: only --json shows it */
 	if (strcmp(kind, "gil_wait") != 0)
 		return false;
-	fprintf(stderr, "%swaiting for the GIL, held by thread %lld (", ctx->shell ? "" : "fpctl: ",
-		(long long)cli_jint(ev, "tid", 0));
+	fprintf(stderr, "%swaiting for the GIL, held by thread %lld (",
+		ctx->shell ? "" : "fpctl: ", (long long)cli_jint(ev, "tid", 0));
 	cli_put_safe(stderr, cli_jstr(ev, "name", "?"));
 	fputs(")", stderr);
 	json_t *frames = json_object_get(ev, "frames");

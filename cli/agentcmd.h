@@ -25,9 +25,9 @@ enum cli_opt_kind {
 };
 
 struct cli_opt_spec {
-	const char *key;   /* key in the request's args; NULL ends a table */
-	const char *shrt;  /* "-x", or NULL */
-	const char *lng;   /* "--expand", or NULL */
+	const char *key;  /* key in the request's args; NULL ends a table */
+	const char *shrt; /* "-x", or NULL */
+	const char *lng;  /* "--expand", or NULL */
 	enum cli_opt_kind kind;
 	double min, max;   /* INT/NUM: the allowed range, inclusive (ignored when min == max) */
 	const char *range; /* INT/NUM: the range in words, for the error ("1 to 4") */
@@ -35,7 +35,7 @@ struct cli_opt_spec {
 
 struct cli_agent_cmd {
 	const struct cli_opt_spec *opts;
-	int min_pos, max_pos; /* positional words (sent as args.argv) */
+	int min_pos, max_pos;  /* positional words (sent as args.argv) */
 	const char *pos_usage; /* what the positionals are, for the error: "module [class] field" */
 	/*
 	 * Renders one event of the command (not called with --json, nor for the

@@ -28,7 +28,8 @@
  *   END      (empty)                            request done
  *   ERROR    {"code":"...","exit":1,"message":"..."}  request failed
  *   PONG     {"pid":N,"python":"...","sessions":N,"requests":N}
- *   BUSY     {"state":"waiting_gil"}            the helper is waiting for the GIL to start id
+ *   RUNNING  (empty)                            request id holds the GIL and runs; until
+ *                                              then it waits for the GIL (fpd tells the user)
  *
  * Every REQUEST gets exactly one END or ERROR.  A CANCEL for an id that is
  * not running is ignored.
@@ -36,10 +37,11 @@
 #ifndef FP_AGENTLINK_H
 #define FP_AGENTLINK_H
 
+#include <stddef.h>
 #include <stdint.h>
 
-#define FP_AL_HDR	 5u
-#define FP_AL_MAX_FRAME	 (16u << 20)
+#define FP_AL_HDR	5u
+#define FP_AL_MAX_FRAME (16u << 20)
 
 enum fp_al_op {
 	FP_AL_REQUEST = 1,
@@ -52,7 +54,7 @@ enum fp_al_op {
 	FP_AL_END = 18,
 	FP_AL_ERROR = 19,
 	FP_AL_PONG = 20,
-	FP_AL_BUSY = 21,
+	FP_AL_RUNNING = 21,
 };
 
 /* The helper's entry point, called by the injector on the hijacked thread
@@ -61,5 +63,18 @@ enum fp_al_op {
  * must not take locks the interrupted thread could hold, so it does only that. */
 #define FP_AGENT_ENTRY	 "fpagent_start"
 #define FP_AGENT_LIBNAME "libfpagent.so"
+
+/*
+ * Frame codec (common/agentlink.c), used by fpd and by the helper: no
+ * allocation but the payload, no JSON, no signals (MSG_NOSIGNAL).
+ * fp_al_send: 0 or -1 (errno set).  flags are send(2) flags (MSG_DONTWAIT).
+ */
+int fp_al_send(int fd, uint8_t op, uint32_t id, const char *payload, size_t len, int flags);
+/*
+ * Reads one frame; *payload is malloc'ed and NUL-terminated (free it), *len
+ * its length.  timeout_ms < 0 waits forever.  0, or -1: EOF (errno 0),
+ * error, oversized frame (EMSGSIZE) or timeout (ETIMEDOUT).
+ */
+int fp_al_recv(int fd, uint8_t *op, uint32_t *id, char **payload, size_t *len, int timeout_ms);
 
 #endif
