@@ -19,7 +19,6 @@
 #include "stack.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -656,15 +655,9 @@ int fp_cmd_stack(struct fp_req *r)
 	if (rc == 0 && (flags & FP_STACK_NATIVE)) {
 		/* The first read names the threads to stop; the second is taken while they are. */
 		struct reread re = {.py = &py, .mem = &mem, .flags = flags, .s = &s};
-		/*
-		 * A thread has one tracer at a time: two clients' --native on the same
-		 * target would see each other as "already traced".  Unwinds take
-		 * milliseconds, so one at a time for the whole daemon is simplest.
-		 */
-		static pthread_mutex_t unwind_lock = PTHREAD_MUTEX_INITIALIZER;
-		pthread_mutex_lock(&unwind_lock);
+		fp_ptrace_lock();
 		rc = fp_unwind_stack(r->pid, &s, reread_stopped, &re, err, sizeof(err));
-		pthread_mutex_unlock(&unwind_lock);
+		fp_ptrace_unlock();
 		if (rc)
 			fp_stack_free(&s);
 	}

@@ -68,6 +68,18 @@ struct job {
 	void *arg;
 };
 
+static pthread_mutex_t ptrace_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void fp_ptrace_lock(void)
+{
+	pthread_mutex_lock(&ptrace_lock);
+}
+
+void fp_ptrace_unlock(void)
+{
+	pthread_mutex_unlock(&ptrace_lock);
+}
+
 static int64_t now_ns(void)
 {
 	struct timespec ts;

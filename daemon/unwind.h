@@ -34,6 +34,15 @@ int fp_unwind_stack(pid_t pid, struct fp_stack *s, void (*while_stopped)(void *a
 		    char *err, size_t errlen);
 
 /*
+ * A thread has one tracer at a time, so two ptrace users on one target would
+ * see each other as "already traced": `stack --native` and the injector take
+ * this lock around their ptrace work.  Both take milliseconds, so one at a
+ * time for the whole daemon is simplest.
+ */
+void fp_ptrace_lock(void);
+void fp_ptrace_unlock(void);
+
+/*
  * The merge itself, pure: native frames (innermost first) and Python frames
  * (innermost first) -> one list, innermost first, each eval frame replaced by
  * the Python frames it was running (up to and including the next `entry`
