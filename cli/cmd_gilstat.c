@@ -66,6 +66,12 @@ static void render_report(const struct gilstat_state *s, const json_t *ev)
 	json_int_t lost = cli_jint(ev, "warnings_lost", 0);
 	if (lost)
 		fprintf(o, "(%lld more warnings not shown)\n", (long long)lost);
+	json_int_t unseen = cli_jint(ev, "releases_unseen", 0);
+	if (unseen)
+		fprintf(o,
+			"%swarning: %lld GIL releases passed no probe (their holds are not "
+			"counted): the probes miss a release path of this interpreter build%s\n",
+			CLI_SGR(color, CLI_RED), (long long)unseen, CLI_SGR(color, CLI_RESET));
 	const char *cost = cli_jstr(ev, "cost_warning", NULL);
 	if (cost)
 		fprintf(o, "%swarning: %s%s\n", CLI_SGR(color, CLI_RED), cost,

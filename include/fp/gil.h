@@ -13,6 +13,7 @@ struct fp_gil_stat {
 	unsigned long long drops;      /* drop_gil entered */
 	unsigned long long holds;      /* drops that closed a hold seen from its take */
 	unsigned long long hold_ns;    /* summed take_gil return -> drop_gil entry */
+	unsigned long long unseen;     /* releases the drop probes missed (see gil.bpf.c) */
 	unsigned long long take_start; /* scratch: take_gil entered at, 0 when not in it */
 	unsigned long long hold_start; /* scratch: GIL taken at, 0 when not holding */
 };
