@@ -162,8 +162,18 @@ bool cli_agent_generic_event(struct cli_ctx *ctx, const json_t *ev)
 		return true; /* attach progress: only --json shows it */
 	if (strcmp(kind, "gil_wait") != 0)
 		return false;
-	fprintf(stderr, "%swaiting for the GIL, held by thread %lld (",
-		ctx->shell ? "" : "fpctl: ", (long long)cli_jint(ev, "tid", 0));
+	const char *pfx = ctx->shell ? "" : "fpctl: ";
+	if (cli_jint(ev, "tid", 0) == 0) {
+		fprintf(stderr,
+			"%swaiting for the interpreter: no thread holds the GIL now (a process "
+			"that has not run Python code since, or CPython 3.6 before its first "
+			"thread); Ctrl-C cancels\n",
+			pfx);
+		fflush(stderr);
+		return true;
+	}
+	fprintf(stderr, "%swaiting for the GIL, held by thread %lld (", pfx,
+		(long long)cli_jint(ev, "tid", 0));
 	cli_put_safe(stderr, cli_jstr(ev, "name", "?"));
 	fputs(")", stderr);
 	json_t *frames = json_object_get(ev, "frames");

@@ -532,6 +532,19 @@ int cli_parse_argv(int argc, char *const argv[], struct cli_invocation *inv, str
 		return top_args(argc, argv, i, inv, c->name, 0, pos, err);
 	case CLI_CMD_ATTACH:
 		return parse_attach(argc, argv, i, inv, err);
+	case CLI_CMD_DETACH: {
+		inv->action = CLI_ACT_DETACH;
+		if (top_args(argc, argv, i, inv, c->name, 1, pos, err))
+			return 2;
+		if (inv->action == CLI_ACT_HELP)
+			return 0;
+		if (!pos[0])
+			return usage(err, c->name, "detach needs a process id: fpctl detach PID");
+		inv->pid = parse_pid(pos[0]);
+		if (inv->pid < 0)
+			return usage(err, c->name, "detach: '%.60s' is not a process id", pos[0]);
+		return 0;
+	}
 	default:
 		/* Planned: its arguments are not defined yet, so none is judged. */
 		inv->action = CLI_ACT_PLANNED;

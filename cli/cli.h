@@ -37,6 +37,7 @@ enum cli_cmd_id {
 	CLI_CMD_PERF,
 	CLI_CMD_GILSTAT,
 	CLI_CMD_TOP,
+	CLI_CMD_DETACH,
 	CLI_CMD_AGENT, /* served by the in-process helper: see agentcmd.h */
 	CLI_CMD_OTHER, /* planned commands: nothing of theirs is parsed yet */
 };
@@ -121,6 +122,7 @@ enum cli_action {
 	CLI_ACT_STATUS,
 	CLI_ACT_SHELL,	 /* fpctl attach PID */
 	CLI_ACT_RUN,	 /* fpctl attach PID command ... */
+	CLI_ACT_DETACH,	 /* fpctl detach PID */
 	CLI_ACT_PLANNED, /* a top-level command not available yet */
 };
 
@@ -282,6 +284,8 @@ void cli_signal_clear(void);
 
 int cli_cmd_ps(struct cli_ctx *ctx);
 int cli_cmd_status(struct cli_ctx *ctx);
+/* `fpctl detach PID`: ends every helper session on ctx->pid. */
+int cli_cmd_detach(struct cli_ctx *ctx);
 int cli_cmd_stack(struct cli_ctx *ctx, const struct cli_cmd *cmd);
 int cli_cmd_perf(struct cli_ctx *ctx, const struct cli_cmd *cmd);
 int cli_cmd_gilstat(struct cli_ctx *ctx, const struct cli_cmd *cmd);

@@ -1,5 +1,5 @@
 /*
- * `fpctl ps` and `fpctl status`: requests without a target process.
+ * `fpctl ps`, `fpctl status` and `fpctl detach`: top-level requests.
  */
 #include "cli.h"
 
@@ -41,4 +41,25 @@ static int on_status(void *ud, const json_t *ev)
 int cli_cmd_status(struct cli_ctx *ctx)
 {
 	return cli_request(ctx, "status", 0, NULL, on_status, ctx);
+}
+
+static int on_detach(void *ud, const json_t *ev)
+{
+	struct cli_ctx *ctx = ud;
+	if (ctx->g.json) {
+		cli_print_json(stdout, ev);
+		return 0;
+	}
+	json_int_t n = cli_jint(ev, "sessions", 0);
+	if (n)
+		printf("detached %lld helper session%s from process %d\n", (long long)n,
+		       n == 1 ? "" : "s", (int)ctx->pid);
+	else
+		printf("no helper session was attached to process %d\n", (int)ctx->pid);
+	return 0;
+}
+
+int cli_cmd_detach(struct cli_ctx *ctx)
+{
+	return cli_request(ctx, "detach", ctx->pid, NULL, on_detach, ctx);
 }

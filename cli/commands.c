@@ -415,12 +415,14 @@ static const struct cli_command top_commands[] = {
     },
     {
 	.name = "detach",
-	.state = CLI_PLANNED,
-	.id = CLI_CMD_OTHER,
-	.summary = "Remove every instrumentation from a process",
+	.state = CLI_AVAILABLE,
+	.id = CLI_CMD_DETACH,
+	.summary = "End every helper session on a process, removing its instrumentation",
 	.usage = "fpctl detach PID",
-	.description = "Unloads what watch, trace and tt installed; the functions run their\n"
-		       "original code again.",
+	.description = "Ends the helper sessions of every client attached to the process:\n"
+		       "what watch, trace and tt installed is removed and the functions run\n"
+		       "their original code again. The helper stays loaded, idle, with no\n"
+		       "thread of its own; the next helper command starts a new session.",
 	.examples = EX("fpctl detach 1234"),
 	.options = OPTS({"PID", "the process"}),
     },

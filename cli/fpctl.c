@@ -17,15 +17,21 @@ static bool needs_daemon(const struct cli_invocation *inv)
 	case CLI_ACT_STATUS:
 	case CLI_ACT_SHELL:
 		return true;
+	case CLI_ACT_DETACH:
+		return true;
 	case CLI_ACT_RUN:
-		if (inv->cmd.def->state == CLI_AVAILABLE && inv->cmd.def->id == CLI_CMD_GILSTAT)
+		if (inv->cmd.def->state != CLI_AVAILABLE)
+			return false;
+		switch (inv->cmd.def->id) {
+		case CLI_CMD_GILSTAT:
+		case CLI_CMD_PERF:
+		case CLI_CMD_TOP:
+		case CLI_CMD_STACK:
+		case CLI_CMD_AGENT:
 			return true;
-		if (inv->cmd.def->state == CLI_AVAILABLE && inv->cmd.def->id == CLI_CMD_PERF)
-			return true;
-		if (inv->cmd.def->state == CLI_AVAILABLE && inv->cmd.def->id == CLI_CMD_TOP)
-			return true;
-		return inv->cmd.def->state == CLI_AVAILABLE && inv->cmd.def->id == CLI_CMD_STACK &&
-		       !inv->cmd.u.stack.async;
+		default:
+			return false;
+		}
 	default:
 		return false;
 	}
@@ -81,6 +87,9 @@ int main(int argc, char **argv)
 		break;
 	case CLI_ACT_SHELL:
 		rc = cli_shell(&ctx);
+		break;
+	case CLI_ACT_DETACH:
+		rc = cli_cmd_detach(&ctx);
 		break;
 	default:
 		rc = cli_exec(&ctx, &inv.cmd);

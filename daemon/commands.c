@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "agentlink.h"
+
 static const struct {
 	const char *name;
 	fp_cmd_fn fn;
@@ -13,6 +15,15 @@ static const struct {
     {"perf", fp_cmd_perf},
     {"top", fp_cmd_top},
     {"gilstat", fp_cmd_gilstat},
+    {"detach", fp_cmd_detach},
+    /* Served by the helper inside the target (daemon/agentlink.c). */
+    {"getglobal", fp_cmd_agent},
+    {"vmtool", fp_cmd_agent},
+    {"module", fp_cmd_agent},
+    {"reload", fp_cmd_agent},
+    {"console", fp_cmd_agent},
+    {"mem", fp_cmd_agent},
+    {"hello", fp_cmd_agent},
 };
 
 fp_cmd_fn fp_command_find(const char *name)

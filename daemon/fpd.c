@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agentlink.h"
 #include "bpfcheck.h"
 #include "fp/layout.h"
 #include "fp/proto.h"
@@ -19,13 +20,15 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: fpd [--socket PATH] [--exit-when-idle]\n"
+		"usage: fpd [--socket PATH] [--agent PATH] [--exit-when-idle]\n"
 		"       fpd --layout 3.X        print the CPython layout table fpd uses (JSON)\n"
 		"       fpd --layout-pid PID    print the layout fpd derives for a live process\n"
 		"       fpd --version\n"
 		"\n"
 		"The fpd observer daemon. Clients (fpctl) connect to PATH (default %s).\n"
-		"--exit-when-idle stops it once no client is left (fpctl starts it so).\n",
+		"--exit-when-idle stops it once no client is left (fpctl starts it so).\n"
+		"--agent names the helper library injected into targets (default: the\n"
+		"libfpagent.so next to fpd, else ../lib/fpd/libfpagent.so).\n",
 		FP_DEFAULT_SOCKET);
 }
 
@@ -81,6 +84,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 	    {"socket", required_argument, NULL, 's'},
 	    {"exit-when-idle", no_argument, NULL, 'I'},
+	    {"agent", required_argument, NULL, 'A'},
 	    {"layout", required_argument, NULL, 'L'},
 	    {"layout-pid", required_argument, NULL, 'P'},
 	    {"version", no_argument, NULL, 'V'},
@@ -96,6 +100,9 @@ int main(int argc, char **argv)
 			break;
 		case 'I':
 			so.exit_when_idle = true;
+			break;
+		case 'A':
+			fp_agent_set_path(optarg);
 			break;
 		case 'L':
 			return layout_for_version(optarg);

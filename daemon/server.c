@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agentlink.h"
 #include "commands.h"
 #include "fp/proto.h"
 #include "log.h"
@@ -40,6 +41,7 @@ struct fp_conn {
 	pthread_t worker;
 	bool has_worker;
 	int refs; /* the connection thread and the running worker */
+	struct fp_agent *agents; /* helper sessions this connection opened */
 };
 
 static char g_socket[108];
@@ -128,6 +130,19 @@ int fp_req_fail(struct fp_req *r, const char *code, int exit_status, const char 
 bool fp_req_cancelled(struct fp_req *r)
 {
 	return atomic_load(&r->cancelled);
+}
+
+void fp_req_set_input(struct fp_req *r, fp_input_fn fn, void *ctx)
+{
+	pthread_mutex_lock(&r->conn->req_lock);
+	r->on_input = fn;
+	r->input_ctx = ctx;
+	pthread_mutex_unlock(&r->conn->req_lock);
+}
+
+struct fp_agent **fp_req_agents(struct fp_req *r)
+{
+	return &r->conn->agents;
 }
 
 bool fp_req_flag(struct fp_req *r, const char *name)
@@ -295,6 +310,16 @@ static void cancel_active(struct fp_conn *c, json_t *msg)
 	pthread_mutex_unlock(&c->req_lock);
 }
 
+static void deliver_input(struct fp_conn *c, json_t *msg)
+{
+	json_t *jid = json_object_get(msg, "id");
+	pthread_mutex_lock(&c->req_lock);
+	struct fp_req *r = c->active;
+	if (r && r->on_input && json_is_integer(jid) && json_integer_value(jid) == r->id)
+		r->on_input(r->input_ctx, msg);
+	pthread_mutex_unlock(&c->req_lock);
+}
+
 static void *conn_main(void *p)
 {
 	struct fp_conn *c = p;
@@ -341,6 +366,8 @@ static void *conn_main(void *p)
 			}
 		} else if (strcmp(type, "cancel") == 0) {
 			cancel_active(c, msg);
+		} else if (strcmp(type, "input") == 0) {
+			deliver_input(c, msg);
 		} else {
 			fp_log("client pid %d: unexpected frame type '%s', closing its connection",
 			       (int)c->pid, type);
@@ -354,6 +381,8 @@ out:
 	cancel_active(c, NULL);
 	shutdown(c->fd, SHUT_RD);
 	join_worker(c);
+	/* Detach: each helper session ends and undoes its instrumentation. */
+	fp_agent_close_all(&c->agents);
 	conn_put(c);
 	return NULL;
 }

@@ -14,6 +14,10 @@
 #include "py/python.h"
 
 struct fp_conn;
+struct fp_agent;
+
+/* Called with each "input" frame the client sends for the running request. */
+typedef void (*fp_input_fn)(void *ctx, json_t *msg);
 
 struct fp_req {
 	json_int_t id;
@@ -26,6 +30,8 @@ struct fp_req {
 	struct fp_conn *conn;
 	atomic_bool cancelled;
 	bool done; /* an end or error frame was sent */
+	fp_input_fn on_input; /* under the connection's lock: see fp_req_set_input */
+	void *input_ctx;
 };
 
 /* Sends an event (takes ownership).  -1 when the client is gone. */
@@ -36,6 +42,16 @@ int fp_req_end(struct fp_req *r);
 int fp_req_fail(struct fp_req *r, const char *code, int exit_status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 bool fp_req_cancelled(struct fp_req *r);
+
+/* Routes the client's "input" frames for r to fn (NULL: drop them again). */
+void fp_req_set_input(struct fp_req *r, fp_input_fn fn, void *ctx);
+
+/*
+ * The helper sessions of r's connection (daemon/agentlink.c): opened by its
+ * first helper command, closed with the connection.  Only the request
+ * running on the connection uses the list.
+ */
+struct fp_agent **fp_req_agents(struct fp_req *r);
 
 /* A boolean argument of the request, false when absent. */
 bool fp_req_flag(struct fp_req *r, const char *name);

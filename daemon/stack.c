@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 
+#include "agentlink.h"
 #include "commands.h"
 #include "proc.h"
 #include "py/codecache.h"
@@ -634,9 +635,9 @@ static void reread_stopped(void *arg)
 
 int fp_cmd_stack(struct fp_req *r)
 {
+	/* Tasks are Python objects best walked by the interpreter itself: the helper does it. */
 	if (fp_req_flag(r, "async"))
-		return fp_req_fail(r, "unavailable", FP_EXIT_CMD,
-				   "stack -a: asyncio task listing is not available yet");
+		return fp_agent_forward(r, "stack_async");
 	struct fp_python py;
 	if (fp_req_python(r, &py))
 		return -1;

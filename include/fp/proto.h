@@ -15,6 +15,8 @@
  *   {"type":"end","id":1}                               success, stream over
  *   {"type":"error","id":1,"code":"no_such_process","exit":3,"message":"..."}
  *   {"type":"cancel","id":1}                            client -> fpd: stop request 1
+ *   {"type":"input","id":1,...}                         client -> fpd: data for request 1
+ *                                                       (console lines), forwarded to the helper
  *
  * A request's stream always ends with exactly one "end" or "error" frame.
  * "exit" in an error is the exit status fpctl uses (SPEC §1): 1 command
