@@ -2,15 +2,19 @@
  * fpd: the observer daemon.  Runs in the foreground (systemd's Type=simple);
  * see tools/fpd.service.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "agentlink.h"
 #include "bpfcheck.h"
+#include "inject.h"
 #include "fp/layout.h"
 #include "fp/proto.h"
 #include "fp/version.h"
@@ -79,6 +83,57 @@ static int layout_for_pid(const char *arg)
 	return print_layout(&py.layout);
 }
 
+/*
+ * The injector alone, for its tests (not in the usage): LIB into PID through
+ * a fresh session directory in the target's /tmp, its entry point given SOCK
+ * (as the target names it); the report as one JSON line.
+ */
+static int inject_test(const char *pid_arg, char **args, int nargs)
+{
+	char *end;
+	long pid = strtol(pid_arg, &end, 10);
+	if (*end || pid <= 0 || nargs != 2) {
+		fprintf(stderr, "usage: fpd --inject-test PID LIB SOCKPATH_IN_TARGET\n");
+		return 2;
+	}
+	struct fp_python py;
+	struct fp_inject_report rep;
+	char err[768], proc[64], dir_host[PATH_MAX];
+	struct stat st;
+	int rc = -1;
+	snprintf(proc, sizeof(proc), "/proc/%ld", pid);
+	snprintf(dir_host, sizeof(dir_host), "%s/root/tmp/.fpd-XXXXXX", proc);
+	if (fp_python_discover((pid_t)pid, &py, err, sizeof(err)) != FP_PY_OK)
+		goto out;
+	if (stat(proc, &st) != 0 || !mkdtemp(dir_host)) {
+		snprintf(err, sizeof(err), "inject-test: session directory %.300s: %s", dir_host,
+			 strerror(errno));
+		goto out;
+	}
+	/* As fpd's sessions have it: the target's user owns the directory. */
+	if (chown(dir_host, st.st_uid, st.st_gid) != 0) {
+		snprintf(err, sizeof(err), "inject-test: chown %.300s: %s", dir_host,
+			 strerror(errno));
+	} else {
+		struct fp_inject_opts o = {.agent_path = args[0],
+					   .dir_host = dir_host,
+					   .dir_target = dir_host + strlen(proc) + strlen("/root"),
+					   .sock_target = args[1]};
+		rc = fp_inject_agent(&py, &o, &rep, err, sizeof(err));
+	}
+	rmdir(dir_host);
+out:;
+	json_t *j = rc == 0 ? json_pack("{sb ss sb si si sf}", "ok", 1, "method", rep.method,
+					"loaded", rep.loaded, "tid", (int)rep.tid, "retries",
+					rep.retries, "stopped_ms", rep.stopped_ms)
+			    : json_pack("{sb ss}", "ok", 0, "error", err);
+	char *s = json_dumps(j, JSON_COMPACT);
+	puts(s);
+	free(s);
+	json_decref(j);
+	return rc == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -88,6 +143,7 @@ int main(int argc, char **argv)
 	    {"layout", required_argument, NULL, 'L'},
 	    {"layout-pid", required_argument, NULL, 'P'},
 	    {"version", no_argument, NULL, 'V'},
+	    {"inject-test", required_argument, NULL, 'T'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -108,6 +164,8 @@ int main(int argc, char **argv)
 			return layout_for_version(optarg);
 		case 'P':
 			return layout_for_pid(optarg);
+		case 'T':
+			return inject_test(optarg, argv + optind, argc - optind);
 		case 'V':
 			printf("fpd %s (protocol %d)\n", FP_VERSION, FP_PROTO_VERSION);
 			return 0;
