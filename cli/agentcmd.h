@@ -66,4 +66,19 @@ int cli_cmd_agent(struct cli_ctx *ctx, const struct cli_cmd *cmd);
  */
 bool cli_agent_generic_event(struct cli_ctx *ctx, const json_t *ev);
 
+/*
+ * cli/render_value.c: text from a target printed line by line (each line
+ * escaped by cli_put_safe, the later ones indented by indent spaces); a
+ * "LABEL: text" line in the EXPR/TYPE/VALUE layout; the EXPR, TYPE and VALUE
+ * block of an event with expr, type and value fields.
+ */
+void cli_print_lines(FILE *out, const char *text, int indent);
+void cli_print_labelled(FILE *out, bool color, const char *label, const char *text);
+void cli_print_value(FILE *out, bool color, const json_t *ev);
+
+extern const struct cli_agent_cmd cli_agent_getglobal;
+extern const struct cli_agent_cmd cli_agent_vmtool;
+extern const struct cli_agent_cmd cli_agent_module;
+extern const struct cli_agent_cmd cli_agent_reload;
+
 #endif

@@ -6,6 +6,7 @@
  */
 #include <string.h>
 
+#include "agentcmd.h"
 #include "cli.h"
 
 #define EX(...)                                                                                    \
@@ -135,60 +136,83 @@ static const struct cli_command shell_commands[] = {
     },
     {
 	.name = "getglobal",
-	.state = CLI_PLANNED,
-	.id = CLI_CMD_OTHER,
+	.state = CLI_AVAILABLE,
+	.id = CLI_CMD_AGENT,
+	.agent = &cli_agent_getglobal,
 	.summary = "Value of a module global or class attribute",
 	.usage = "getglobal module [class] field [-e E] [-x N] [-r] [-v]",
-	.description = "Prints EXPR, TYPE and VALUE of the field. Needs the in-process "
+	.description = "Prints EXPR, TYPE and VALUE of the field: a global of a loaded module\n"
+		       "(never imported by this), or an attribute of a class found along its\n"
+		       "MRO. Without -r no code of the application runs: containers show\n"
+		       "their items and other objects their attributes. Needs the in-process\n"
 		       "helper.",
-	.examples = EX("getglobal __main__ g_list", "getglobal __main__ classA static_field"),
-	.options = OPTS({"-e, --expr E", "evaluate E with target bound to the field"},
-			{"-x, --expand N", "expand nested objects to depth N (default 1)"},
-			{"-r, --raw", "use repr()"},
-			{"-v, --verbose", "print containers without truncation"}),
+	.examples = EX("getglobal __main__ g_list", "getglobal __main__ classA static_field",
+		       "getglobal __main__ config -e \"target['db']\" -x 2"),
+	.options = OPTS({"module", "runtime module name (__main__ for the script)"},
+			{"class", "class of the field, if any (Outer.Inner for a nested one)"},
+			{"field", "the global or class attribute"},
+			{"-e, --expr E", "print E evaluated with target bound to the field"},
+			{"-x, --expand N", "expand nested objects to depth N (default 1, at most 4)"},
+			{"-r, --raw", "print repr() of the value (runs the application's __repr__)"},
+			{"-v, --verbose", "print strings and containers without truncation"}),
     },
     {
 	.name = "vmtool",
-	.state = CLI_PLANNED,
-	.id = CLI_CMD_OTHER,
+	.state = CLI_AVAILABLE,
+	.id = CLI_CMD_AGENT,
+	.agent = &cli_agent_vmtool,
 	.summary = "Live instances of a class, or a full garbage collection",
 	.usage = "vmtool -a getInstances -c \"module class\" [-e E] [-x N] [-n N] [-r] [-v]\n"
 		 "vmtool -a forceGc",
-	.description = "getInstances lists live instances of a class; forceGc runs a full\n"
-		       "collection and reports how many objects were freed. Needs the\n"
-		       "in-process helper.",
+	.description = "getInstances lists live instances of a class and of its subclasses\n"
+		       "(those the garbage collector tracks) and how many there are; forceGc\n"
+		       "runs a full collection and reports how many unreachable objects it\n"
+		       "found. Needs the in-process helper.",
 	.examples =
 	    EX("vmtool -a getInstances -c \"__main__ A\"",
-	       "vmtool -a getInstances -c \"__main__ A\" -e instances[0].val", "vmtool -a forceGc"),
-	.options = OPTS({"-a ACTION", "getInstances or forceGc"},
-			{"-c \"module class\"", "the class whose instances to list"},
-			{"-e, --expr E", "evaluate E with instances bound to the list"},
-			{"-n, --limits N", "instances to show (default 10, -1 for all)"},
-			{"-x, --expand N", "expand nested objects to depth N (default 1)"},
-			{"-r, --raw", "use repr()"},
-			{"-v, --verbose", "print containers without truncation"}),
+	       "vmtool -a getInstances -c \"__main__ A\" -e instances[0].val",
+	       "vmtool -a getInstances -c \"__main__ A\" -n -1 -e len(instances)", "vmtool -a forceGc"),
+	.options = OPTS({"-a, --action ACTION", "getInstances or forceGc"},
+			{"-c, --class \"module class\"", "the class whose instances to list"},
+			{"-e, --expr E", "print E evaluated with instances bound to the list"},
+			{"-n, --limits N", "instances to take (default 10, -1 for all)"},
+			{"-x, --expand N", "expand nested objects to depth N (default 1, at most 4)"},
+			{"-r, --raw", "print repr() (runs the application's __repr__)"},
+			{"-v, --verbose", "print strings and containers without truncation"}),
     },
     {
 	.name = "module",
-	.state = CLI_PLANNED,
-	.id = CLI_CMD_OTHER,
+	.state = CLI_AVAILABLE,
+	.id = CLI_CMD_AGENT,
+	.agent = &cli_agent_module,
 	.summary = "Runtime module name of a source file",
 	.usage = "module FILEPATH",
-	.description = "The name under which FILEPATH is imported in the process. Needs the\n"
-		       "in-process helper.",
-	.examples = EX("module ~/tt_main.py"),
-	.options = OPTS({"FILEPATH", "source file to look up"}),
+	.description = "The name under which FILEPATH is imported in the process, or\n"
+		       "'FILEPATH is not imported in target process.' The path is resolved\n"
+		       "in the target: ~ is the target user's home, a relative path starts at\n"
+		       "the target's working directory and otherwise matches the end of a\n"
+		       "loaded module's path. Needs the in-process helper.",
+	.examples = EX("module ~/tt_main.py", "module app/models.py"),
+	.options = OPTS({"FILEPATH", "source file (or package directory) to look up"}),
     },
     {
 	.name = "reload",
-	.state = CLI_PLANNED,
-	.id = CLI_CMD_OTHER,
+	.state = CLI_AVAILABLE,
+	.id = CLI_CMD_AGENT,
+	.agent = &cli_agent_reload,
 	.summary = "Recompile a function from its file and swap it in live",
 	.usage = "reload module [class] method [-v]",
-	.description = "Every existing reference to the function sees the new code. Needs\n"
-		       "the in-process helper.",
-	.examples = EX("reload __main__ func", "reload __main__ classA func"),
-	.options = OPTS({"-v, --verbose", "show the old and new source"}),
+	.description = "Compiles the file as it is now on disk and puts the new code of the\n"
+		       "method into the live function, so every existing reference runs it\n"
+		       "from its next call. Works for functions, methods, classmethods,\n"
+		       "staticmethods, property accessors and decorated functions; refuses a\n"
+		       "change that needs new enclosing variables or non-literal defaults.\n"
+		       "Needs the in-process helper.",
+	.examples = EX("reload __main__ func", "reload __main__ classA func -v"),
+	.options = OPTS({"module", "runtime module name (__main__ for the script)"},
+			{"class", "class of the method, if any"},
+			{"method", "function, method, classmethod, staticmethod or property"},
+			{"-v, --verbose", "print the new source of the method"}),
     },
     {
 	.name = "perf",

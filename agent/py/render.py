@@ -522,8 +522,8 @@ def render_options(req):
     """-x, -r, -v of a request, checked again (fpctl checks them, but a
     request may come from another client)."""
     expand = req.arg("expand", 1)
-    if type(expand) is not int or not 0 <= expand <= RENDER_EXPAND_MAX:
-        raise CommandError("%s: -x takes a whole number from 0 to %d" % (
+    if type(expand) is not int or not 1 <= expand <= RENDER_EXPAND_MAX:
+        raise CommandError("%s: -x takes a whole number from 1 to %d" % (
             req.cmd, RENDER_EXPAND_MAX), code="usage", exit=2)
     return {"expand": expand, "raw": req.arg("raw", False) is True,
             "verbose": req.arg("verbose", False) is True}
