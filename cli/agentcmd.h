@@ -70,7 +70,7 @@ bool cli_agent_generic_event(struct cli_ctx *ctx, const json_t *ev);
  * cli/render_value.c: text from a target printed line by line (each line
  * escaped by cli_put_safe, the later ones indented by indent spaces); a
  * "LABEL: text" line in the EXPR/TYPE/VALUE layout; the EXPR, TYPE and VALUE
- * block of an event with expr, type and value fields.
+ * block of an event with expr, value_type and value fields.
  */
 void cli_print_lines(FILE *out, const char *text, int indent);
 void cli_print_labelled(FILE *out, bool color, const char *label, const char *text);

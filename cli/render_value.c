@@ -43,6 +43,6 @@ void cli_print_labelled(FILE *out, bool color, const char *label, const char *te
 void cli_print_value(FILE *out, bool color, const json_t *ev)
 {
 	cli_print_labelled(out, color, "EXPR", cli_jstr(ev, "expr", "?"));
-	cli_print_labelled(out, color, "TYPE", cli_jstr(ev, "type", "?"));
+	cli_print_labelled(out, color, "TYPE", cli_jstr(ev, "value_type", "?"));
 	cli_print_labelled(out, color, "VALUE", cli_jstr(ev, "value", ""));
 }

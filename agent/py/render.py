@@ -530,8 +530,9 @@ def render_options(req):
 
 
 def render_fields(req, value, expr, opts):
-    """The EXPR/TYPE/VALUE fields of an event that shows value."""
-    return {"expr": expr, "type": type_name(value),
+    """The EXPR/TYPE/VALUE fields of an event that shows value ("type" is
+    taken: fpd's frames carry their kind in it)."""
+    return {"expr": expr, "value_type": type_name(value),
             "value": render(value, opts["expand"], opts["raw"], opts["verbose"],
                             req.cancelled)}
 
