@@ -65,7 +65,7 @@ static int recv_all(int fd, void *buf, size_t len, int64_t deadline)
 		if (deadline >= 0) {
 			int64_t left = deadline - mono_ms();
 			struct pollfd pfd = {.fd = fd, .events = POLLIN};
-			int r = left > 0 ? poll(&pfd, 1, (int)left) : 0;
+			int r = poll(&pfd, 1, left > 0 ? (int)left : 0);
 			if (r < 0 && errno == EINTR)
 				continue;
 			if (r <= 0) {

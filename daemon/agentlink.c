@@ -379,10 +379,28 @@ static void on_input(void *ctx, json_t *msg)
 	free(text);
 }
 
-static bool target_gone(const struct fp_agent *a)
+static bool target_gone_now(const struct fp_agent *a)
 {
-	unsigned long long st = proc_start_time(a->pid);
-	return st == 0 || st != a->start_time;
+	struct fp_proc_info info;
+	if (fp_proc_info(a->pid, &info) || info.state == 'Z' || info.state == 'X')
+		return true;
+	return proc_start_time(a->pid) != a->start_time;
+}
+
+/*
+ * Whether the target has exited (or its pid was reused).  A helper's link
+ * closes a moment before the process becomes a zombie, so a closed link
+ * gives the exit a little time to show.
+ */
+static bool target_gone(const struct fp_agent *a, int grace_ms)
+{
+	for (int waited = 0;; waited += 20) {
+		if (target_gone_now(a))
+			return true;
+		if (waited >= grace_ms)
+			return false;
+		usleep(20000);
+	}
 }
 
 /* Relays one helper frame; 1 when the request is over, 0 to go on. */
@@ -473,7 +491,7 @@ static int run_request(struct fp_agent *a, struct fp_req *r, const struct fp_pyt
 		size_t len;
 		if (fp_al_recv(a->fd, &op, &fid, &payload, &len, 5000)) {
 			atomic_store(&a->dead, true);
-			if (target_gone(a))
+			if (target_gone(a, 300))
 				result = fp_req_fail(r, "exited", FP_EXIT_CMD,
 						     "%s: process %d exited during the command",
 						     cmd, (int)a->pid);
@@ -508,7 +526,7 @@ int fp_agent_forward(struct fp_req *r, const char *cmd)
 		for (pp = list; *pp; pp = &(*pp)->next)
 			if ((*pp)->pid == r->pid)
 				break;
-		if (*pp && (atomic_load(&(*pp)->dead) || target_gone(*pp))) {
+		if (*pp && (atomic_load(&(*pp)->dead) || target_gone(*pp, 0))) {
 			struct fp_agent *old = *pp;
 			*pp = old->next;
 			agent_free(old);

@@ -160,3 +160,33 @@ def test_not_python(fpctl):
     finally:
         p.kill()
         p.wait()
+
+
+def test_py36_single_thread(fpctl, interp):
+    """CPython 3.6 creates its GIL only with a second thread (or ctypes, which
+    the usual targets import): the helper asks the main thread to create it
+    from a pending call, which runs when that thread next executes Python
+    code (here: when a line arrives on its stdin)."""
+    if interp.minor != (3, 6):
+        pytest.skip("only CPython 3.6 starts without a GIL")
+    code = ("import sys\nMAGIC = 'single-' + 'thread'\nprint('ready', flush=True)\n"
+            "while sys.stdin.readline():\n    print('pong', flush=True)\n")
+    t = subprocess.Popen([interp.python, "-c", code], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, env=fpdtest.clean_env())
+    try:
+        assert t.stdout.readline() == b"ready\n"
+        cmd = fpctl.command(["attach", t.pid, "getglobal", "__main__", "MAGIC"])
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=fpctl.env())
+        time.sleep(1.5)
+        assert p.poll() is None, p.communicate()
+        t.stdin.write(b"ping\n")
+        t.stdin.flush()
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 0, (out, err)
+        assert b"waiting for the interpreter" in err, err
+        assert b"single-thread" in out, out
+        assert t.stdout.readline() == b"pong\n"
+    finally:
+        t.kill()
+        t.wait()
