@@ -78,10 +78,19 @@ LOAD_PID=$!
 run fpctl attach "$SERVICE_PID" perf -d 3 -f "$OUTDIR/flamegraph.svg"
 echo "open $OUTDIR/flamegraph.svg in a browser: hover, click to zoom, search"
 run fpctl attach "$SERVICE_PID" perf -d 2 --format collapsed -f "$OUTDIR/profile.collapsed"
-sort -t' ' -k2 -nr "$OUTDIR/profile.collapsed" | head -n 3 | cut -c1-160
+sort -t' ' -k2 -nr "$OUTDIR/profile.collapsed" | awk 'NR <= 3' | cut -c1-160
 
-section "fpctl --timeout 5 attach $SERVICE_PID gilstat on 5 5 2  (uprobes on the GIL)"
-run fpctl --timeout 5 attach "$SERVICE_PID" gilstat on 5 5 2 || true
+section "fpctl --timeout 5 attach $SERVICE_PID gilstat on 50 50 2  (uprobes on the GIL; warn above 50 ms)"
+run fpctl --timeout 5 attach "$SERVICE_PID" gilstat on 50 50 2 || true
 wait "$LOAD_PID" 2>/dev/null || true
+
+section "fpctl attach $SERVICE_PID getglobal __main__ STATS -x 2  (the in-process helper, injected now)"
+run fpctl attach "$SERVICE_PID" getglobal __main__ STATS -x 2
+
+section "fpctl attach $SERVICE_PID vmtool -a getInstances -c \"concurrent.futures.thread ThreadPoolExecutor\""
+run fpctl attach "$SERVICE_PID" vmtool -a getInstances -c "concurrent.futures.thread ThreadPoolExecutor" -n 1
+
+section "fpctl attach $SERVICE_PID mem summary --limit 10"
+run fpctl attach "$SERVICE_PID" mem summary --limit 10
 
 section "done: stopping the service and fpd"
