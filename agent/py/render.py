@@ -35,10 +35,10 @@ RENDER_BUDGET_VERBOSE_S = 10.0
 RENDER_OUTPUT_MAX = 1 << 20
 RENDER_OUTPUT_VERBOSE_MAX = 4 << 20
 # Nested values below the expanded levels print on one line; objects show
-# their attributes one level into that line and containers their items two
+# their attributes one level into that line and containers their items three
 # levels, deeper ones are summarised so one line stays readable.
 _RENDER_COMPACT_OBJ = 1
-_RENDER_COMPACT_CONTAINER = 2
+_RENDER_COMPACT_CONTAINER = 3
 
 
 class RenderTimeout(BaseException):
@@ -489,7 +489,9 @@ def _render_items(st, kind, opening, closing, items, total, depth, ind):
     elif len(items) < total:
         texts.append("...(%d more items)" % (total - len(items)))
     if expanded:
+        st.left -= (len(inner) + 2) * len(texts)
         return "%s\n%s%s\n%s%s" % (opening, inner, (",\n" + inner).join(texts), ind, closing)
+    st.left -= 2 * len(texts)
     return "%s%s%s" % (opening, ", ".join(texts), closing)
 
 
