@@ -76,6 +76,7 @@ void cli_print_lines(FILE *out, const char *text, int indent);
 void cli_print_labelled(FILE *out, bool color, const char *label, const char *text);
 void cli_print_value(FILE *out, bool color, const json_t *ev);
 
+extern const struct cli_agent_cmd cli_agent_mem;
 extern const struct cli_agent_cmd cli_agent_getglobal;
 extern const struct cli_agent_cmd cli_agent_vmtool;
 extern const struct cli_agent_cmd cli_agent_module;

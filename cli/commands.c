@@ -282,17 +282,26 @@ static const struct cli_command shell_commands[] = {
     },
     {
 	.name = "mem",
-	.state = CLI_PLANNED,
-	.id = CLI_CMD_OTHER,
+	.state = CLI_AVAILABLE,
+	.id = CLI_CMD_AGENT,
+	.agent = &cli_agent_mem,
 	.summary = "Object counts and sizes per type, or their change",
 	.usage = "mem summary [--limit N] [--order descending|ascending]\n"
 		 "mem diff [--interval S] [--limit N] [--order descending|ascending]",
-	.description = "summary: objects and total size per type. diff: the difference\n"
-		       "between two snapshots S seconds apart. Needs the in-process helper.",
-	.examples =
-	    EX("mem summary --limit 100 --order descending", "mem diff --interval 10 --limit 100"),
-	.options = OPTS({"--limit N", "types to show"}, {"--order O", "descending or ascending"},
-			{"--interval S", "diff: seconds between snapshots (default 15)"}),
+	.description = "summary: the number of objects and their total size (sys.getsizeof)\n"
+		       "per type, largest first. diff: the change per type between two\n"
+		       "snapshots S seconds apart, largest growth first. Counted is every\n"
+		       "object reachable from the loaded modules and the threads' stacks,\n"
+		       "each once, tracked by the GC or not (ints and strs too); objects only\n"
+		       "C code holds are not. The heap is walked in slices so that no\n"
+		       "thread waits more than a few ms for the GIL, which takes seconds on\n"
+		       "millions of objects; objects created or freed meanwhile make the\n"
+		       "counts approximate. Needs the in-process helper.",
+	.examples = EX("mem summary", "mem summary --limit 100 --order descending",
+		       "mem diff --interval 10 --limit 100"),
+	.options = OPTS({"--limit N", "types to show (default 10)"},
+			{"--order O", "descending (default: largest first) or ascending"},
+			{"--interval S", "diff: seconds between the snapshots (default 15)"}),
     },
     {
 	.name = "gilstat",

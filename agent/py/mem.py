@@ -21,8 +21,8 @@ import _thread
 import gc
 import sys
 import time
-from collections import deque as _deque
-from itertools import islice
+from collections import deque as _mem_deque
+from itertools import islice as _mem_islice
 
 _MEM_SLICE_S = 0.005  # work between two GIL releases
 _MEM_NAP_S = 0.0005  # long enough for a waiting thread to take the GIL
@@ -37,8 +37,8 @@ _MEM_ORDERS = ("descending", "ascending")
 _MEM_LOCALS = sys.version_info >= (3, 11)
 
 # Container kinds whose items can be listed in slices; 0: anything else.
-_K_PLAIN, _K_SEQ, _K_DICT, _K_SET, _K_DEQUE, _K_TYPE = 0, 1, 2, 3, 4, 5
-_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE
+_MEM_K_PLAIN, _MEM_K_SEQ, _MEM_K_DICT, _MEM_K_SET, _MEM_K_DEQUE, _MEM_K_TYPE = 0, 1, 2, 3, 4, 5
+_MEM_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE
 
 
 class _MemCancelled(Exception):
@@ -47,21 +47,21 @@ class _MemCancelled(Exception):
 
 def _mem_kind(t):
     if issubclass(t, type):
-        return _K_TYPE
-    for base, kind in ((list, _K_SEQ), (tuple, _K_SEQ), (dict, _K_DICT), (set, _K_SET),
-                       (frozenset, _K_SET), (_deque, _K_DEQUE)):
+        return _MEM_K_TYPE
+    for base, kind in ((list, _MEM_K_SEQ), (tuple, _MEM_K_SEQ), (dict, _MEM_K_DICT),
+                       (set, _MEM_K_SET), (frozenset, _MEM_K_SET), (_mem_deque, _MEM_K_DEQUE)):
         if issubclass(t, base):
             return kind
-    return _K_PLAIN
+    return _MEM_K_PLAIN
 
 
 def _mem_len(o, kind):
     # The base type's __len__: a subclass's own could run application code.
-    if kind == _K_SEQ:
+    if kind == _MEM_K_SEQ:
         return list.__len__(o) if isinstance(o, list) else tuple.__len__(o)
-    if kind == _K_DICT:
+    if kind == _MEM_K_DICT:
         return dict.__len__(o)
-    if kind == _K_SET:
+    if kind == _MEM_K_SET:
         return set.__len__(o) if isinstance(o, set) else frozenset.__len__(o)
     return len(o)
 
@@ -71,7 +71,7 @@ def _mem_slices(o, kind):
     dict, set or deque that changes size between two slices cannot be
     iterated on: it is walked again from the start (the bitmap skips what
     was seen), a few times at most."""
-    if kind == _K_SEQ:
+    if kind == _MEM_K_SEQ:
         getitem = list.__getitem__ if isinstance(o, list) else tuple.__getitem__
         i = 0
         while True:
@@ -80,18 +80,18 @@ def _mem_slices(o, kind):
                 return
             yield part
             i += _MEM_BIG
-    if kind == _K_DICT:
+    if kind == _MEM_K_DICT:
         passes = (dict.keys, dict.values)
-    elif kind == _K_SET:
+    elif kind == _MEM_K_SET:
         passes = (set.__iter__ if isinstance(o, set) else frozenset.__iter__,)
     else:
-        passes = (_deque.__iter__,)
+        passes = (_mem_deque.__iter__,)
     for view in passes:
         for _ in range(_MEM_RETRIES + 1):
             it = iter(view(o))
             try:
                 while True:
-                    part = list(islice(it, _MEM_BIG))
+                    part = list(_mem_islice(it, _MEM_BIG))
                     if not part:
                         break
                     yield part
@@ -152,7 +152,6 @@ class _MemSnapshot(object):
     def __init__(self):
         self.counts = {}  # type -> [objects, bytes]
         self.seconds = 0.0
-        self.changed = 0  # big containers that kept changing while sliced
 
     def objects(self):
         return sum(c[0] for c in self.counts.values())
@@ -224,8 +223,8 @@ def _mem_walk(req):
             kind = kinds.get(t)
             if kind is None:
                 kind = kinds[t] = _mem_kind(t)
-            if kind == _K_TYPE:
-                if not type_flags(o) & _HEAPTYPE:
+            if kind == _MEM_K_TYPE:
+                if not type_flags(o) & _MEM_HEAPTYPE:
                     stack.extend(_mem_static_type(o))
                     continue
                 refs += 32

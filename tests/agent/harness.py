@@ -65,7 +65,9 @@ def load_agent(link=None):
 
 def _async_exc(ident, exc):
     import ctypes
-    return ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exc))
+    # None clears a pending exception, as in libfpagent.so (NULL to the C API)
+    return ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(ident), None if exc is None else ctypes.py_object(exc))
 
 
 _next_id = [100]
