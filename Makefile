@@ -168,6 +168,7 @@ integration: all
 # The integration suite runs twice: on the plain build, then on the ASan/UBSan
 # one (the harness fails a run whose fpd printed a sanitizer report).
 test: all unit unit-san fuzz-smoke
+	$(PYTHON) -m pytest -p no:cacheprovider -q tests/agent
 	$(PYTHON) -m pytest -p no:cacheprovider -ra tests/integration
 	$(MAKE) --no-print-directory SAN=1 BUILD=build/san build/san/fpd build/san/fpctl
 	FPD_BUILD=build/san $(PYTHON) -m pytest -p no:cacheprovider -ra tests/integration
