@@ -224,10 +224,10 @@ def _reload_plan(role, func, label, cmd, files):
     new_def, new_kw, note = _reload_defaults(func, node, old, new, cmd, label)
     first = min(lines)
     last = getattr(node, "end_lineno", None)
-    text = _reload_decode(source).splitlines()
+    decoded = _reload_decode(source)
+    text = decoded.splitlines()
     if last is None:
-        import inspect
-        last = first - 1 + len(inspect.getblock(text[first - 1:]))
+        last = _reload_block_end(decoded, first)
     notes = [note] if note else []
     if ndefs > 1:
         notes.append("%d definitions of %s in %s; took the one at line %d" % (
@@ -242,6 +242,39 @@ def _reload_plan(role, func, label, cmd, files):
             "notes": notes, "source": "\n".join(text[first - 1:last]),
             "added": sorted(set(new.co_names) - set(old.co_names)),
             "removed": sorted(set(old.co_names) - set(new.co_names))}
+
+
+def _reload_block_end(text, first):
+    """The last line of the def whose first line (decorators included) is
+    first, from the tokens (3.6 and 3.7 have no end_lineno in the AST)."""
+    import io
+    import tokenize
+    skip = (tokenize.NL, tokenize.COMMENT)
+    level, started, seen_def, header_done, last = 0, False, False, False, first
+    for ttype, tstr, start, end, _ in tokenize.generate_tokens(io.StringIO(text).readline):
+        if start[0] < first:
+            continue
+        if ttype in (tokenize.INDENT, tokenize.DEDENT):
+            if not started:
+                continue  # the indentation change that leads to the def's line
+            level += 1 if ttype == tokenize.INDENT else -1
+            if level <= 0:
+                return last
+            continue
+        if ttype == tokenize.ENDMARKER:
+            return last
+        if ttype in skip:
+            continue
+        started = True
+        if header_done and level == 0:
+            return last  # a one-line def: the next statement follows
+        if ttype == tokenize.NAME and tstr == "def" and level == 0:
+            seen_def = True
+        if ttype == tokenize.NEWLINE:
+            header_done = seen_def and level == 0
+            continue
+        last = end[0]
+    return last
 
 
 def _reload_decode(source):
