@@ -77,6 +77,7 @@ void cli_print_labelled(FILE *out, bool color, const char *label, const char *te
 void cli_print_value(FILE *out, bool color, const json_t *ev);
 
 extern const struct cli_agent_cmd cli_agent_mem;
+extern const struct cli_agent_cmd cli_agent_console;
 extern const struct cli_agent_cmd cli_agent_getglobal;
 extern const struct cli_agent_cmd cli_agent_vmtool;
 extern const struct cli_agent_cmd cli_agent_module;

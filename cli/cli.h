@@ -271,6 +271,19 @@ int cli_request(struct cli_ctx *ctx, const char *cmd, pid_t pid, json_t *args, c
 int cli_request_drain(struct cli_ctx *ctx, const char *cmd, pid_t pid, json_t *args,
 		      cli_event_fn fn, void *ud);
 
+/*
+ * For a command that runs its own loop over the connection (console): sends
+ * the request and returns its id, or -1 once a lost connection is reported.
+ * Steals args (may be NULL); pid 0 is not sent.
+ */
+json_int_t cli_request_send(struct cli_ctx *ctx, const char *cmd, pid_t pid, json_t *args);
+/* Data for running request id: {"type":"input","id":id} plus obj's fields; 0 or the exit status. */
+int cli_send_input(struct cli_ctx *ctx, json_int_t id, const json_t *obj);
+/* Asks fpd to stop request id; its end or error frame still follows. */
+void cli_send_cancel(struct cli_ctx *ctx, json_int_t id);
+/* Marks the connection broken and reports why (rc: an fp_frame status); returns 1. */
+int cli_lost(struct cli_ctx *ctx, int rc);
+
 /* ---- signals (signals.c) ---- */
 
 /* SIGINT, SIGTERM, SIGHUP only set a flag and wake cli_signal_fd(). */

@@ -271,13 +271,21 @@ static const struct cli_command shell_commands[] = {
     },
     {
 	.name = "console",
-	.state = CLI_PLANNED,
-	.id = CLI_CMD_OTHER,
+	.state = CLI_AVAILABLE,
+	.id = CLI_CMD_AGENT,
+	.agent = &cli_agent_console,
 	.summary = "Interactive Python console inside the process",
 	.usage = "console",
-	.description = "Runs in the namespace of __main__; only the console's own output\n"
-		       "comes back. Needs the in-process helper.",
-	.examples = EX("console"),
+	.description = "A Python prompt in the namespace of __main__ (the application's\n"
+		       "globals), with multi-line blocks and tracebacks as in Python's own.\n"
+		       "Statements run on a thread of the console's own; only what they\n"
+		       "print comes back, the application's output stays where it goes.\n"
+		       "Ctrl-C interrupts the running statement (one blocked in a C call\n"
+		       "sees it when the call returns; a second Ctrl-C leaves the console);\n"
+		       "Ctrl-D or exit() leaves. On a pipe, lines are read from stdin.\n"
+		       "Needs the in-process helper.",
+	.examples = EX("console", "# one statement from a script",
+		       "echo 'print(len(cache))' | fpctl attach 1234 console"),
 	.options = no_options,
     },
     {

@@ -253,15 +253,19 @@ static void send_cancel(struct cli_conn *c, json_int_t id)
 	json_decref(m);
 }
 
-static int lost(struct cli_ctx *ctx, int rc)
+void cli_send_cancel(struct cli_ctx *ctx, json_int_t id)
+{
+	send_cancel(ctx->conn, id);
+}
+
+int cli_lost(struct cli_ctx *ctx, int rc)
 {
 	ctx->conn->broken = true;
 	return cli_fail(ctx, 1, "connection", "lost the connection to fpd: %s",
 			rc == FP_FRAME_EOF ? "fpd closed it" : fp_frame_strerror(rc));
 }
 
-static int request(struct cli_ctx *ctx, const char *cmd, pid_t pid, json_t *args, cli_event_fn fn,
-		   void *ud, bool drain)
+json_int_t cli_request_send(struct cli_ctx *ctx, const char *cmd, pid_t pid, json_t *args)
 {
 	struct cli_conn *c = ctx->conn;
 	json_int_t id = ++c->last_id;
@@ -272,8 +276,34 @@ static int request(struct cli_ctx *ctx, const char *cmd, pid_t pid, json_t *args
 		json_object_set_new(req, "args", args);
 	int rc = fp_frame_send(c->fd, req);
 	json_decref(req);
-	if (rc != FP_FRAME_OK)
-		return lost(ctx, rc);
+	if (rc != FP_FRAME_OK) {
+		cli_lost(ctx, rc);
+		return -1;
+	}
+	return id;
+}
+
+int cli_send_input(struct cli_ctx *ctx, json_int_t id, const json_t *obj)
+{
+	json_t *m = json_deep_copy(obj);
+	if (!m || json_object_set_new(m, "type", json_string("input")) ||
+	    json_object_set_new(m, "id", json_integer(id))) {
+		json_decref(m);
+		return cli_fail(ctx, 1, "memory", "out of memory");
+	}
+	int rc = fp_frame_send(ctx->conn->fd, m);
+	json_decref(m);
+	return rc == FP_FRAME_OK ? 0 : cli_lost(ctx, rc);
+}
+
+static int request(struct cli_ctx *ctx, const char *cmd, pid_t pid, json_t *args, cli_event_fn fn,
+		   void *ud, bool drain)
+{
+	struct cli_conn *c = ctx->conn;
+	json_int_t id = cli_request_send(ctx, cmd, pid, args);
+	if (id < 0)
+		return 1;
+	int rc;
 
 	long long deadline =
 	    ctx->g.timeout_s > 0 ? now_ms() + (long long)(ctx->g.timeout_s * 1000) : -1;
@@ -318,7 +348,7 @@ static int request(struct cli_ctx *ctx, const char *cmd, pid_t pid, json_t *args
 		json_t *m = NULL;
 		rc = fp_frame_recv(c->fd, &m, FRAME_WAIT_MS);
 		if (rc != FP_FRAME_OK)
-			return cancel_deadline >= 0 ? result : lost(ctx, rc);
+			return cancel_deadline >= 0 ? result : cli_lost(ctx, rc);
 		/* Frames of an earlier, cancelled request may still arrive. */
 		if (cli_jint(m, "id", -1) != id) {
 			json_decref(m);
