@@ -69,9 +69,26 @@ struct job {
 };
 
 static pthread_mutex_t ptrace_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t ptrace_once = PTHREAD_ONCE_INIT;
+
+/*
+ * An exit while a thread holds the lock would end that thread mid-way: the
+ * kernel would then detach a target thread the injector had hijacked.  So
+ * exit waits for the lock, and keeps it.
+ */
+static void hold_at_exit(void)
+{
+	pthread_mutex_lock(&ptrace_lock);
+}
+
+static void register_exit_hold(void)
+{
+	atexit(hold_at_exit);
+}
 
 void fp_ptrace_lock(void)
 {
+	pthread_once(&ptrace_once, register_exit_hold);
 	pthread_mutex_lock(&ptrace_lock);
 }
 

@@ -37,7 +37,8 @@ int fp_unwind_stack(pid_t pid, struct fp_stack *s, void (*while_stopped)(void *a
  * A thread has one tracer at a time, so two ptrace users on one target would
  * see each other as "already traced": `stack --native` and the injector take
  * this lock around their ptrace work.  Both take milliseconds, so one at a
- * time for the whole daemon is simplest.
+ * time for the whole daemon is simplest.  exit() waits for it: a tracer
+ * ended mid-way would leave a hijacked thread to the kernel's detach.
  */
 void fp_ptrace_lock(void);
 void fp_ptrace_unlock(void);
