@@ -148,13 +148,14 @@ static const struct cli_command shell_commands[] = {
 		       "helper.",
 	.examples = EX("getglobal __main__ g_list", "getglobal __main__ classA static_field",
 		       "getglobal __main__ config -e \"target['db']\" -x 2"),
-	.options = OPTS({"module", "runtime module name (__main__ for the script)"},
-			{"class", "class of the field, if any (Outer.Inner for a nested one)"},
-			{"field", "the global or class attribute"},
-			{"-e, --expr E", "print E evaluated with target bound to the field"},
-			{"-x, --expand N", "expand nested objects to depth N (default 1, at most 4)"},
-			{"-r, --raw", "print repr() of the value (runs the application's __repr__)"},
-			{"-v, --verbose", "print strings and containers without truncation"}),
+	.options =
+	    OPTS({"module", "runtime module name (__main__ for the script)"},
+		 {"class", "class of the field, if any (Outer.Inner for a nested one)"},
+		 {"field", "the global or class attribute"},
+		 {"-e, --expr E", "print E evaluated with target bound to the field"},
+		 {"-x, --expand N", "expand nested objects to depth N (default 1, at most 4)"},
+		 {"-r, --raw", "print repr() of the value (runs the application's __repr__)"},
+		 {"-v, --verbose", "print strings and containers without truncation"}),
     },
     {
 	.name = "vmtool",
@@ -168,17 +169,18 @@ static const struct cli_command shell_commands[] = {
 		       "(those the garbage collector tracks) and how many there are; forceGc\n"
 		       "runs a full collection and reports how many unreachable objects it\n"
 		       "found. Needs the in-process helper.",
-	.examples =
-	    EX("vmtool -a getInstances -c \"__main__ A\"",
-	       "vmtool -a getInstances -c \"__main__ A\" -e instances[0].val",
-	       "vmtool -a getInstances -c \"__main__ A\" -n -1 -e len(instances)", "vmtool -a forceGc"),
-	.options = OPTS({"-a, --action ACTION", "getInstances or forceGc"},
-			{"-c, --class \"module class\"", "the class whose instances to list"},
-			{"-e, --expr E", "print E evaluated with instances bound to the list"},
-			{"-n, --limits N", "instances to take (default 10, -1 for all)"},
-			{"-x, --expand N", "expand nested objects to depth N (default 1, at most 4)"},
-			{"-r, --raw", "print repr() (runs the application's __repr__)"},
-			{"-v, --verbose", "print strings and containers without truncation"}),
+	.examples = EX("vmtool -a getInstances -c \"__main__ A\"",
+		       "vmtool -a getInstances -c \"__main__ A\" -e instances[0].val",
+		       "vmtool -a getInstances -c \"__main__ A\" -n -1 -e len(instances)",
+		       "vmtool -a forceGc"),
+	.options =
+	    OPTS({"-a, --action ACTION", "getInstances or forceGc"},
+		 {"-c, --class \"module class\"", "the class whose instances to list"},
+		 {"-e, --expr E", "print E evaluated with instances bound to the list"},
+		 {"-n, --limits N", "instances to take (default 10, -1 for all)"},
+		 {"-x, --expand N", "expand nested objects to depth N (default 1, at most 4)"},
+		 {"-r, --raw", "print repr() (runs the application's __repr__)"},
+		 {"-v, --verbose", "print strings and containers without truncation"}),
     },
     {
 	.name = "module",
@@ -261,9 +263,8 @@ static const struct cli_command shell_commands[] = {
 		       "(default OwnTime); q or Ctrl-C quits. When stdout is not a terminal\n"
 		       "a text table is printed every second instead, until Ctrl-C or\n"
 		       "fpctl's --timeout.",
-	.examples = EX("# live view at 100 samples per second", "top",
-		       "# more samples per second", "top -r 500",
-		       "# a text table every second for 10 s, into a file",
+	.examples = EX("# live view at 100 samples per second", "top", "# more samples per second",
+		       "top -r 500", "# a text table every second for 10 s, into a file",
 		       "fpctl attach --timeout 10 1234 top > top.log"),
 	.options = OPTS({"pid", "process to sample; only the attached one, which is the default"},
 			{"-r, --rate RATE", "samples per second, 1 to 10000 (default 100)"},
