@@ -221,6 +221,8 @@ struct cli_stack_render {
 
 /* Text of one stack event ("process" or "thread"); others are ignored. */
 void cli_render_stack_event(struct cli_stack_render *r, const json_t *ev);
+/* Text of one `stack -a` event ("async_loop" or "async_none"); others are ignored. */
+void cli_render_async_event(struct cli_stack_render *r, const json_t *ev);
 
 /* ps: rows are collected so that the columns can be sized from the data. */
 struct cli_ps_render {

@@ -7,18 +7,20 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agentcmd.h"
 #include "cli.h"
 
 static json_t *stack_args(const struct cli_cmd *cmd)
 {
-	return json_pack("{s:b, s:b}", "native", cmd->u.stack.native, "locals",
-			 cmd->u.stack.locals);
+	return json_pack("{s:b, s:b, s:b}", "native", cmd->u.stack.native, "locals",
+			 cmd->u.stack.locals, "async", cmd->u.stack.async);
 }
 
 struct stack_state {
 	struct cli_ctx *ctx;
 	FILE *file; /* -f: the text collects here until the request ends */
 	struct cli_stack_render r;
+	bool async; /* -a: asyncio tasks, from the in-process helper */
 };
 
 /*
@@ -51,7 +53,9 @@ static int on_event(void *ud, const json_t *ev)
 		return cli_fail(s->ctx, 1, "memory", "stack: out of memory");
 	if (s->ctx->g.json)
 		cli_print_json(s->r.out, ev);
-	else
+	else if (s->async && !cli_agent_generic_event(s->ctx, ev))
+		cli_render_async_event(&s->r, ev);
+	else if (!s->async)
 		cli_render_stack_event(&s->r, ev);
 	if (s->file)
 		return 0;
@@ -85,11 +89,13 @@ static int write_file(struct cli_ctx *ctx, const char *path, const char *buf, si
 
 int cli_cmd_stack(struct cli_ctx *ctx, const struct cli_cmd *cmd)
 {
-	if (cmd->u.stack.async)
-		return cli_fail(ctx, 1, "unavailable",
-				"stack -a: asyncio task listing is not available yet");
+	if (cmd->u.stack.async && (cmd->u.stack.native || cmd->u.stack.locals))
+		return cli_fail(ctx, 2, "usage",
+				"stack: -a lists asyncio tasks; --native and --locals apply to "
+				"thread stacks only");
 	const char *path = cmd->u.stack.file;
-	struct stack_state s = {.ctx = ctx, .r = {.color = ctx->color && !path}};
+	struct stack_state s = {
+	    .ctx = ctx, .r = {.color = ctx->color && !path}, .async = cmd->u.stack.async};
 	char *buf = NULL;
 	size_t len = 0;
 	if (path) {

@@ -109,3 +109,129 @@ void cli_render_stack_event(struct cli_stack_render *r, const json_t *ev)
 	else if (strcmp(kind, "thread") == 0)
 		render_thread(r, ev);
 }
+
+/* ---- stack -a: asyncio tasks per event loop (events of agent/py/asyncio_tasks.py) ---- */
+
+static void render_task_ref(struct cli_stack_render *r, const json_t *t)
+{
+	const char *name = cli_jstr(t, "name", NULL);
+	if (!name) {
+		fprintf(r->out, "Task at 0x%llx", (unsigned long long)cli_jint(t, "id", 0));
+		return;
+	}
+	fputs("Task \"", r->out);
+	cli_put_safe(r->out, name);
+	putc('"', r->out);
+}
+
+static void render_future_ref(struct cli_stack_render *r, const json_t *f)
+{
+	cli_put_safe(r->out, cli_jstr(f, "type", "Future"));
+	fputs(" [", r->out);
+	cli_put_safe(r->out, cli_jstr(f, "state", "?"));
+	putc(']', r->out);
+}
+
+static void render_waiting(struct cli_stack_render *r, const json_t *task)
+{
+	const json_t *w = json_object_get(task, "waiting");
+	const char *state = cli_jstr(task, "state", "");
+	const char *kind = cli_jstr(w, "kind", "");
+	if (!json_is_object(w)) {
+		if (strcmp(state, "running") == 0)
+			fputs("    running now\n", r->out);
+		else if (strncmp(state, "pending", 7) == 0)
+			fputs("    ready to run\n", r->out);
+		return;
+	}
+	fputs("    awaiting ", r->out);
+	if (strcmp(kind, "task") == 0) {
+		render_task_ref(r, w);
+	} else if (strcmp(kind, "gather") == 0) {
+		fputs("gather of ", r->out);
+		size_t i;
+		const json_t *c;
+		json_array_foreach(json_object_get(w, "children"), i, c)
+		{
+			fputs(i ? ", " : "", r->out);
+			if (strcmp(cli_jstr(c, "kind", ""), "task") == 0)
+				render_task_ref(r, c);
+			else
+				render_future_ref(r, c);
+		}
+	} else {
+		render_future_ref(r, w);
+	}
+	putc('\n', r->out);
+}
+
+static void render_task(struct cli_stack_render *r, const json_t *t)
+{
+	fprintf(r->out, "\n%s", CLI_SGR(r->color, CLI_BOLD));
+	render_task_ref(r, t);
+	fputs(" [", r->out);
+	cli_put_safe(r->out, cli_jstr(t, "state", "?"));
+	fputs("]", r->out);
+	const char *coro = cli_jstr(t, "coro", NULL);
+	if (coro) {
+		fputs(" coroutine ", r->out);
+		cli_put_safe(r->out, coro);
+	}
+	const json_t *by = json_object_get(t, "awaited_by");
+	size_t i;
+	const json_t *x;
+	json_array_foreach(by, i, x)
+	{
+		fputs(i ? ", " : ", awaited by ", r->out);
+		render_task_ref(r, x);
+	}
+	const json_t *frames = json_object_get(t, "frames");
+	fprintf(r->out, "%s%s\n", json_array_size(frames) ? " (most recent await last):" : "",
+		CLI_SGR(r->color, CLI_RESET));
+	json_array_foreach(frames, i, x)
+	{
+		render_frame(r, x);
+	}
+	render_waiting(r, t);
+}
+
+void cli_render_async_event(struct cli_stack_render *r, const json_t *ev)
+{
+	const char *kind = cli_jstr(ev, "event", "");
+	if (strcmp(kind, "async_none") == 0) {
+		cli_put_safe(r->out, cli_jstr(ev, "reason", "no asyncio event loop"));
+		fputs(".\n", r->out);
+		return;
+	}
+	if (strcmp(kind, "async_loop") != 0)
+		return;
+	if (r->threads++)
+		putc('\n', r->out);
+	const json_t *tasks = json_object_get(ev, "tasks");
+	fprintf(r->out, "%sEvent loop ", CLI_SGR(r->color, CLI_BOLD));
+	cli_put_safe(r->out, cli_jstr(ev, "loop_type", "?"));
+	fputs(" at ", r->out);
+	cli_put_safe(r->out, cli_jstr(ev, "loop_id", "?"));
+	json_int_t tid = cli_jint(ev, "thread_id", 0), ident = cli_jint(ev, "thread_ident", 0);
+	if (json_is_true(json_object_get(ev, "running")) && tid) {
+		fprintf(r->out, ", running in thread %lld (", (long long)tid);
+		cli_put_safe(r->out, cli_jstr(ev, "thread_name", "?"));
+		putc(')', r->out);
+	} else if (json_is_true(json_object_get(ev, "running")) && ident) {
+		/* Before 3.8 Python does not know the thread's system id. */
+		fputs(", running in thread ", r->out);
+		cli_put_safe(r->out, cli_jstr(ev, "thread_name", "?"));
+		fprintf(r->out, " (Python ident %lld)", (long long)ident);
+	} else {
+		fputs(json_is_true(json_object_get(ev, "closed")) ? ", closed" : ", not running",
+		      r->out);
+	}
+	fprintf(r->out, ": %zu task%s%s\n", json_array_size(tasks),
+		json_array_size(tasks) == 1 ? "" : "s", CLI_SGR(r->color, CLI_RESET));
+	size_t i;
+	const json_t *t;
+	json_array_foreach(tasks, i, t)
+	{
+		render_task(r, t);
+	}
+}
