@@ -3,8 +3,10 @@
  * test of the safe-point check, libc and helper lookup in maps, symbol
  * addresses from a mapping's base (fake maps, and this process's own libc
  * against the dynamic linker's answer), the PEP 768 offsets of 3.13 (the
- * real bytes of pyenv's libpython3.13) and 3.14 (synthetic), and the PEP 768
- * script (compiled, and run by /usr/bin/python3 against a missing library).
+ * real bytes of pyenv's libpython3.13) and 3.14 (synthetic), the PEP 768
+ * script (run by /usr/bin/python3 against a missing library), and the PEP 768
+ * request written into a forked child that carries a fake 3.14 _PyRuntime
+ * in its own .PyRuntime section.  The last needs root (ptrace).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,11 +16,13 @@
 
 #include <dlfcn.h>
 #include <glob.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "daemon/inject.h"
@@ -354,6 +358,193 @@ static void test_pep768_script(void **state)
 	rmdir(dir);
 }
 
+/* ---- PEP 768 into a fake 3.14 process ---- */
+
+struct fake_tstate {
+	uint64_t next;
+	int64_t native_thread_id;
+	uint64_t eval_breaker;
+	int32_t pending_call; /* _PyRemoteDebuggerSupport starts here */
+	char script_path[512];
+};
+
+struct fake_interp {
+	int32_t remote_debug;
+	uint64_t threads_head, threads_main;
+};
+
+struct fake_runtime {
+	uint64_t dbg[WORDS];
+	uint64_t interpreters_head;
+	char pad[FP_DEBUG_OFFSETS_SIZE]; /* the injector reads this much */
+};
+
+static struct fake_interp fake_interp;
+static struct fake_tstate fake_tstate;
+__attribute__((section(".PyRuntime"), used)) static struct fake_runtime fake_runtime;
+
+#define EVAL_BREAKER_BEFORE 0x1234560100000001ULL
+
+static void make_fake_runtime(int32_t remote_debug, int32_t pending)
+{
+	uint64_t *w = fake_runtime.dbg;
+	make_314(w);
+	w[RT] = sizeof(struct fake_runtime);
+	w[RT + 2] = offsetof(struct fake_runtime, interpreters_head);
+	w[IS] = sizeof(struct fake_interp);
+	w[IS + 3] = offsetof(struct fake_interp, threads_head);
+	w[IS + 4] = offsetof(struct fake_interp, threads_main);
+	w[TS] = sizeof(struct fake_tstate);
+	w[TS + 2] = offsetof(struct fake_tstate, next);
+	w[TS + 6] = offsetof(struct fake_tstate, native_thread_id);
+	w[DS] = offsetof(struct fake_tstate, eval_breaker);
+	w[DS + 1] = offsetof(struct fake_tstate, pending_call);
+	w[DS + 2] = offsetof(struct fake_interp, remote_debug);
+	w[DS + 3] = 0;
+	w[DS + 4] =
+	    offsetof(struct fake_tstate, script_path) - offsetof(struct fake_tstate, pending_call);
+	fake_runtime.interpreters_head = (uintptr_t)&fake_interp;
+	fake_interp.remote_debug = remote_debug;
+	fake_interp.threads_head = fake_interp.threads_main = (uintptr_t)&fake_tstate;
+	memset(&fake_tstate, 0, sizeof(fake_tstate));
+	fake_tstate.pending_call = pending;
+	fake_tstate.eval_breaker = EVAL_BREAKER_BEFORE;
+}
+
+/*
+ * A child blocked on a pipe until told what it should have been sent: a
+ * script path ("-": nothing at all).  Exits 0 when its thread state agrees.
+ */
+static pid_t fake_target(int *go, int32_t pending)
+{
+	int ready[2], gop[2];
+	assert_int_equal(pipe(ready), 0);
+	assert_int_equal(pipe(gop), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(ready[0]);
+		close(gop[1]);
+		fake_tstate.native_thread_id = (int64_t)syscall(SYS_gettid);
+		if (write(ready[1], "r", 1) != 1)
+			_exit(3);
+		char want[600] = "";
+		ssize_t n = read(gop[0], want, sizeof(want) - 1);
+		if (n <= 0)
+			_exit(4);
+		want[n] = '\0';
+		if (want[0] == '-')
+			_exit(fake_tstate.pending_call == pending &&
+				      fake_tstate.eval_breaker == EVAL_BREAKER_BEFORE &&
+				      !fake_tstate.script_path[0]
+				  ? 0
+				  : 1);
+		/* One bit more in the eval breaker, the rest of the word as it was. */
+		_exit(strcmp(fake_tstate.script_path, want) == 0 && fake_tstate.pending_call == 1 &&
+			      fake_tstate.eval_breaker == (EVAL_BREAKER_BEFORE | 0x20)
+			  ? 0
+			  : 2);
+	}
+	close(ready[1]);
+	close(gop[0]);
+	char c;
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	close(ready[0]);
+	*go = gop[1];
+	return pid;
+}
+
+static int child_verdict(pid_t pid, int go, const char *want)
+{
+	assert_int_equal(write(go, want, strlen(want)), (ssize_t)strlen(want));
+	close(go);
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 100 + WTERMSIG(st);
+}
+
+/* What fp_python_discover would say of the child, were it a 3.14. */
+static void fake_python(pid_t pid, struct fp_python *py)
+{
+	memset(py, 0, sizeof(*py));
+	py->pid = pid;
+	py->major = 3;
+	py->minor = 14;
+	ssize_t n = readlink("/proc/self/exe", py->binary, sizeof(py->binary) - 1);
+	assert_true(n > 0);
+	py->binary[n] = '\0';
+	struct fp_elf *e = fp_elf_open(py->binary);
+	assert_non_null(e);
+	uint64_t addr;
+	assert_int_equal(fp_elf_section(e, ".PyRuntime", &addr, NULL, NULL), 0);
+	fp_elf_close(e);
+	py->runtime = (uintptr_t)&fake_runtime;
+	py->bias = py->runtime - addr;
+}
+
+static void test_pep768_fake_process(void **state)
+{
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	char dir[] = "/tmp/fpd-unit-pep768-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	struct fp_python py;
+	struct fp_inject_report rep;
+	char err[768], script[PATH_MAX], lib[PATH_MAX];
+	snprintf(script, sizeof(script), "%s/fpd-attach.py", dir);
+	snprintf(lib, sizeof(lib), "%s/libfpagent.so", dir);
+	int go;
+
+	make_fake_runtime(1, 0);
+	pid_t pid = fake_target(&go, 0);
+	fake_python(pid, &py);
+	struct fp_inject_opts o = {.agent_path = py.binary,
+				   .dir_host = dir,
+				   .dir_target = dir,
+				   .sock_target = "/tmp/fpd-unit.sock"};
+	if (fp_inject_agent(&py, &o, &rep, err, sizeof(err)) != 0) {
+		child_verdict(pid, go, "-");
+		fail_msg("%s", err);
+	}
+	assert_string_equal(rep.method, "pep768");
+	assert_true(rep.loaded);
+	assert_int_equal(rep.tid, pid);
+	assert_int_equal(child_verdict(pid, go, script), 0);
+	/* The script and the helper's copy wait for the target, which removes them. */
+	char *text = slurp_file(script);
+	assert_non_null(text);
+	assert_non_null(strstr(text, "fpagent_start"));
+	assert_non_null(strstr(text, "b'/tmp/fpd-unit.sock'"));
+	struct stat st;
+	assert_int_equal(stat(lib, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0644);
+	unlink(script);
+	unlink(lib);
+
+	/* Refused, with nothing written and nothing left behind. */
+	static const struct {
+		int32_t enabled, pending;
+		const char *error;
+	} refused[] = {
+	    {0, 0, "remote debugging is disabled"},
+	    {1, 1, "already pending"},
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		make_fake_runtime(refused[i].enabled, refused[i].pending);
+		pid = fake_target(&go, refused[i].pending);
+		fake_python(pid, &py);
+		int rc = fp_inject_agent(&py, &o, &rep, err, sizeof(err));
+		assert_int_equal(child_verdict(pid, go, "-"), 0);
+		assert_int_equal(rc, -1);
+		if (!strstr(err, refused[i].error))
+			fail_msg("error '%s' lacks '%s'", err, refused[i].error);
+		assert_int_not_equal(stat(script, &st), 0);
+		assert_int_not_equal(stat(lib, &st), 0);
+	}
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -361,6 +552,7 @@ int main(void)
 	    cmocka_unit_test(test_find_libc_and_agent), cmocka_unit_test(test_sym_addr_fake_maps),
 	    cmocka_unit_test(test_sym_addr_live),	cmocka_unit_test(test_pep768_offsets_313),
 	    cmocka_unit_test(test_pep768_offsets_314),	cmocka_unit_test(test_pep768_script),
+	    cmocka_unit_test(test_pep768_fake_process),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
