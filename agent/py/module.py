@@ -27,11 +27,6 @@ def _module_file(mod):
     return os.path.abspath(f)
 
 
-def _module_text(s):
-    """s safe for the JSON link (a file name may not be valid UTF-8)."""
-    return s.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def modules_of_file(path):
     """([(name, file)] of the loaded modules whose source file is path, the
     absolute path looked for)."""
@@ -90,6 +85,6 @@ def _module(req):
         raise CommandError("module: %s: %s" % (path, e), code="usage", exit=2)
     except OSError as e:  # the target's working directory was removed
         raise CommandError("module: %s: %s" % (path, e))
-    req.emit("module", path=path, file=_module_text(resolved),
-             modules=[{"name": n, "file": _module_text(f)} for n, f in found],
-             exists=os.path.exists(resolved), cwd=_module_text(cwd))
+    req.emit("module", path=path, file=wire_text(resolved),
+             modules=[{"name": n, "file": wire_text(f)} for n, f in found],
+             exists=os.path.exists(resolved), cwd=wire_text(cwd))

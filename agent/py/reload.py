@@ -312,9 +312,10 @@ def _reload(req):
         linecache.checkcache(filename)
     verbose = req.arg("verbose") is True
     for p in plans:
-        ev = {"target": label, "role": p["role"], "file": p["file"], "first_line": p["first"],
+        ev = {"target": label, "role": p["role"], "file": wire_text(p["file"]),
+              "first_line": p["first"],
               "last_line": p["last"], "old_first_line": p["old_first"], "notes": p["notes"],
               "names_added": p["added"], "names_removed": p["removed"]}
         if verbose:
-            ev["source"] = p["source"]
+            ev["source"] = wire_text(p["source"])
         req.emit("reload", **ev)

@@ -495,10 +495,21 @@ def _render_items(st, kind, opening, closing, items, total, depth, ind):
     return "%s%s%s" % (opening, ", ".join(texts), closing)
 
 
+def wire_text(s):
+    """s safe for the JSON link: a lone surrogate (a file name that is not
+    UTF-8, an odd attribute name) shown as \\udcXX, which fpd's JSON parser
+    would otherwise reject."""
+    return s.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def render(obj, expand=1, raw=False, verbose=False, cancelled=None):
     """obj as text for a user: expanded (one item per line) to `expand`
     levels, then on one line; with raw, repr(obj) under the watchdog; with
     verbose, nothing cut.  cancelled() true stops it early."""
+    return wire_text(_render_text(obj, expand, raw, verbose, cancelled))
+
+
+def _render_text(obj, expand, raw, verbose, cancelled):
     budget = RENDER_BUDGET_VERBOSE_S if verbose else RENDER_BUDGET_S
     if raw:
         try:

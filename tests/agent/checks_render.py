@@ -367,3 +367,14 @@ def check_guarded_call(ns):
         for j in range(20000):
             n += j
         eq(n, 199990000)
+
+
+def check_wire_text(ns):
+    r = ns["render"]
+    import json
+    odd = Node("n")
+    setattr(odd, "bad\udc80", 1)
+    text = r(odd, expand=0)
+    eq(text, "Node(name='n', next=None, bad\\udc80=1)")
+    text.encode("utf-8")
+    json.loads(json.dumps(text))
