@@ -82,5 +82,6 @@ extern const struct cli_agent_cmd cli_agent_getglobal;
 extern const struct cli_agent_cmd cli_agent_vmtool;
 extern const struct cli_agent_cmd cli_agent_module;
 extern const struct cli_agent_cmd cli_agent_reload;
+extern const struct cli_agent_cmd cli_agent_tt;
 
 #endif

@@ -111,29 +111,60 @@ static const struct cli_command shell_commands[] = {
     },
     {
 	.name = "tt",
-	.state = CLI_PLANNED,
-	.id = CLI_CMD_OTHER,
+	.state = CLI_AVAILABLE,
+	.id = CLI_CMD_AGENT,
+	.agent = &cli_agent_tt,
 	.summary = "Time tunnel: record calls, inspect and replay them later",
 	.usage = "tt -t module [class] method [-n N] [-f F] [-nm inner]\n"
-		 "tt -l [-m M] [-f F]\n"
+		 "tt -l [-m module.Class.method] [-f F]\n"
 		 "tt -i IDX [-p] [-x N] [-r] [-v]\n"
 		 "tt -d IDX\n"
-		 "tt -da",
-	.description = "-t records each call (arguments, result or exception, cost, thread)\n"
-		       "under an index starting at 1000; -l lists the records, -i shows one\n"
-		       "and -i IDX -p calls the method again with the same arguments.\n"
-		       "Needs the in-process helper.",
-	.examples = EX("tt -t __main__ func", "tt -l", "tt -i 1000 -x 3", "tt -i 1000 -p"),
+		 "tt -da\n"
+		 "tt --max-records N --max-mb M (alone or with any of the above)",
+	.description = "-t records each call of the method (target, arguments, return value or\n"
+		       "exception with its traceback, cost, thread, time) under an index from\n"
+		       "1000 and prints one row per call, until -n calls are recorded or Ctrl-C;\n"
+		       "then the method runs its original code again. -l lists the records,\n"
+		       "-i shows one in full, -i IDX -p calls the method again in the helper's\n"
+		       "thread with copies of the recorded arguments (on the live target while\n"
+		       "it exists) and records that call under a new index.\n"
+		       "Records are snapshots taken at the call: the arguments when it starts,\n"
+		       "the result when it ends, deep-copied, so that later changes to the\n"
+		       "objects do not show; what cannot be copied (locks, sockets,\n"
+		       "generators) or is too big for the snapshot budget (20000 objects, 4 MiB\n"
+		       "per record) is kept as its text and marked NOT-COPIED; such a record\n"
+		       "cannot be replayed.\n"
+		       "The records live in the process as long as it runs, not in the session:\n"
+		       "they are still there after quit, for the next fpctl attach. The store\n"
+		       "keeps at most 1000 records and 64 MiB (estimated), dropping the oldest\n"
+		       "first; --max-records and --max-mb change these caps for the process.\n"
+		       "-f F is a Python expression over target, args, kwargs, return_obj,\n"
+		       "exception and cost: with -t only calls for which it is true are\n"
+		       "recorded (it sees the live objects at the end of the call), with -l only\n"
+		       "such records are listed. Needs the in-process helper.",
+	.examples =
+	    EX("# record the next 50 calls", "tt -t __main__ func",
+	       "# record calls of a method that took more than 10 ms",
+	       "tt -t __main__ classA func -n 5 -f \"cost > 10\"", "tt -l",
+	       "tt -l -m __main__.classA.func", "tt -i 1000 -x 3",
+	       "# call again with the same arguments", "tt -i 1000 -p", "tt -d 1000", "tt -da",
+	       "# keep up to 5000 records and 256 MiB", "tt --max-records 5000 --max-mb 256"),
 	.options = OPTS(
 	    {"-t module [class] method", "record calls of the method"},
-	    {"-n, --limits N", "records to take (default 50)"}, {"-l, --list", "list the records"},
+	    {"-n, --limits N", "with -t: calls to record (default 50)"},
+	    {"-f, --filter F", "with -t or -l: only calls for which F is true"},
+	    {"-nm, --nested-method inner", "with -t: the function inner defined in method"},
+	    {"-l, --list", "list the records"},
+	    {"-m, --method M", "with -l: only records of M (module.Class.method, or "
+			       "module.func)"},
 	    {"-i, --index IDX", "show one record"},
 	    {"-p, --play", "with -i: call again with the recorded arguments"},
+	    {"-x, --expand N", "with -i: expand nested objects to depth N (default 1, at most 4)"},
+	    {"-r, --raw", "with -i: use repr() (runs the application's __repr__)"},
+	    {"-v, --verbose", "with -i: print strings and containers without truncation"},
 	    {"-d, --delete IDX", "delete one record"}, {"-da, --delete_all", "delete every record"},
-	    {"-m, --method M", "with -l: only module.Class.method"},
-	    {"-f, --filter F", "only calls for which F is true"},
-	    {"-x, --expand N", "expand nested objects to depth N (default 1)"},
-	    {"-r, --raw", "use repr()"}, {"-v, --verbose", "print containers without truncation"}),
+	    {"--max-records N", "keep at most N records in the process (default 1000)"},
+	    {"--max-mb M", "keep at most M MiB of records in the process (default 64)"}),
     },
     {
 	.name = "getglobal",

@@ -486,7 +486,7 @@ def _tt_drain(req, rec):
             continue
         _TT_STORE.add(item)
         stored += 1
-        req.emit("tt_row", **item.row())
+        req.emit("tt_row", module_width=len(item.module), **item.row())
     return stored, taken
 
 
@@ -536,9 +536,10 @@ def _tt_list(req):
         recs = [r for r in recs if method in _tt_labels(r)]
     if code is not None:
         recs = _tt_filtered(req, recs, code)
-    req.emit("tt_header", module_width=max([len(r.module) for r in recs] + [6]))
+    width = max([len(r.module) for r in recs] + [6])
+    req.emit("tt_header", module_width=width)
     for r in recs:
-        req.emit("tt_row", **r.row())
+        req.emit("tt_row", module_width=width, **r.row())
     req.emit("tt_list_end", shown=len(recs), **_TT_STORE.caps())
 
 
