@@ -239,7 +239,7 @@ static int open_session(struct fp_req *r, const struct fp_python *py, struct fp_
 	memcpy(sa.sun_path, sock_host, strlen(sock_host) + 1);
 	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) ||
 	    chown(sock_host, st.st_uid, st.st_gid) || listen(lfd, 4)) {
-		snprintf(err, errlen, "attach: cannot make the session socket %s: %s", sock_host,
+		snprintf(err, errlen, "attach: cannot make the session socket %.200s: %s", sock_host,
 			 strerror(errno));
 		goto out;
 	}
