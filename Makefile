@@ -170,7 +170,7 @@ integration: all
 test: all unit unit-san fuzz-smoke
 	$(PYTHON) -m pytest -p no:cacheprovider -q tests/agent
 	$(PYTHON) -m pytest -p no:cacheprovider -ra tests/integration
-	$(MAKE) --no-print-directory SAN=1 BUILD=build/san build/san/fpd build/san/fpctl
+	$(MAKE) --no-print-directory SAN=1 BUILD=build/san build/san/fpd build/san/fpctl build/san/libfpagent.so
 	FPD_BUILD=build/san $(PYTHON) -m pytest -p no:cacheprovider -ra tests/integration
 
 demo: all
