@@ -409,6 +409,37 @@ int fp_pep768_script(char *buf, size_t cap, const char *lib, uint64_t entry, con
 
 /* ---- Reading the target ---- */
 
+static int remote_read(pid_t pid, uint64_t addr, void *buf, size_t len)
+{
+	struct iovec local = {.iov_base = buf, .iov_len = len};
+	struct iovec remote = {.iov_base = (void *)(uintptr_t)addr, .iov_len = len};
+	return process_vm_readv(pid, &local, 1, &remote, 1, 0) == (ssize_t)len ? 0 : -1;
+}
+
+static int remote_write(pid_t pid, uint64_t addr, const void *buf, size_t len)
+{
+	struct iovec local = {.iov_base = (void *)buf, .iov_len = len};
+	struct iovec remote = {.iov_base = (void *)(uintptr_t)addr, .iov_len = len};
+	return process_vm_writev(pid, &local, 1, &remote, 1, 0) == (ssize_t)len ? 0 : -1;
+}
+
+/* A string of the target, read page by page: the page after its end may be unmapped. */
+static void remote_string(pid_t pid, uint64_t addr, char *buf, size_t cap)
+{
+	size_t n = 0;
+	while (n + 1 < cap) {
+		size_t chunk = 4096 - (size_t)((addr + n) & 4095);
+		if (chunk > cap - 1 - n)
+			chunk = cap - 1 - n;
+		if (remote_read(pid, addr + n, buf + n, chunk) != 0)
+			break;
+		if (memchr(buf + n, '\0', chunk))
+			return;
+		n += chunk;
+	}
+	buf[n] = '\0';
+}
+
 /*
  * The ELF the target mapped at m: through /proc/PID/root when that path still
  * names the same inode, else /proc/PID/map_files (a deleted or replaced file,
@@ -516,7 +547,7 @@ struct hijack {
 	int mem; /* /proc/PID/mem, read-write */
 	int timeout_ms;
 	const struct fp_maps *maps;
-	bool seized, stopped;
+	bool stopped;
 	bool interrupt_pending; /* a PTRACE_INTERRUPT not yet seen as a stop */
 	int sig;		/* the signal it stopped with: delivered at detach */
 	int deferred[8];	/* signals that stopped it during calls, delivered after */
@@ -585,7 +616,6 @@ static bool fault_signal(int sig)
 
 static int gone(struct hijack *h, const char *step, char *err, size_t errlen)
 {
-	h->seized = false;
 	h->stopped = false;
 	return fail(err, errlen, "inject: %s: process %d exited meanwhile", step, (int)h->pid);
 }
@@ -947,15 +977,13 @@ static void finish(struct hijack *h, char *err, size_t errlen, bool failed)
 		int sig = h->sig ? h->sig : (h->ndeferred ? h->deferred[0] : 0);
 		int first = h->sig ? 0 : 1;
 		mark_running(h);
-		if (ptrace(PTRACE_DETACH, h->tid, NULL, (void *)(long)sig) == 0) {
-			h->seized = false;
+		if (ptrace(PTRACE_DETACH, h->tid, NULL, (void *)(long)sig) == 0)
 			for (int i = first; i < h->ndeferred; i++)
 				syscall(SYS_tgkill, h->pid, h->tid, h->deferred[i]);
-		}
 	}
 	if (rerr[0] && failed)
 		fp_log("inject: process %d: %s (after: %s)", (int)h->pid, rerr, err);
-	/* Still seized but running: the kernel detaches it when this thread exits. */
+	/* A thread left running (never stopped, or not again) is detached when this one exits. */
 }
 
 static int seize(struct hijack *h, char *err, size_t errlen)
@@ -978,7 +1006,6 @@ static int seize(struct hijack *h, char *err, size_t errlen)
 		}
 		return fail(err, errlen, "inject: attach: PTRACE_SEIZE: %s", strerror(errno));
 	}
-	h->seized = true;
 	return 0;
 }
 
@@ -1066,10 +1093,8 @@ static int load_and_start(struct hijack *h, struct ptrace_job *j)
 			if (j->f_dlerror &&
 			    remote_call(h, "dlerror", j->f_dlerror, 0, 0, &at, err, errlen) != 0)
 				return -1;
-			if (at) {
-				ssize_t n = pread(h->mem, msg, sizeof(msg) - 1, (off_t)at);
-				msg[n > 0 ? n : 0] = '\0';
-			}
+			if (at)
+				remote_string(h->pid, at, msg, sizeof(msg));
 			if (strstr(msg, "failed to map segment"))
 				return fail(err, errlen,
 					    "inject: dlopen: %s (is %s on a noexec mount in the "
@@ -1335,20 +1360,6 @@ struct pep768_job {
 	char err[512];
 	double stopped_ms;
 };
-
-static int remote_read(pid_t pid, uint64_t addr, void *buf, size_t len)
-{
-	struct iovec local = {.iov_base = buf, .iov_len = len};
-	struct iovec remote = {.iov_base = (void *)(uintptr_t)addr, .iov_len = len};
-	return process_vm_readv(pid, &local, 1, &remote, 1, 0) == (ssize_t)len ? 0 : -1;
-}
-
-static int remote_write(pid_t pid, uint64_t addr, const void *buf, size_t len)
-{
-	struct iovec local = {.iov_base = (void *)buf, .iov_len = len};
-	struct iovec remote = {.iov_base = (void *)(uintptr_t)addr, .iov_len = len};
-	return process_vm_writev(pid, &local, 1, &remote, 1, 0) == (ssize_t)len ? 0 : -1;
-}
 
 static void *pep768_main(void *arg)
 {

@@ -4,7 +4,8 @@
  * (the pid as the target sees it), so that a test can tell the injection
  * reached the entry and that a thread could start.
  *
- * Built by tests/integration/test_inject.py with gcc -shared -fPIC.
+ * Built by tests/integration/test_inject.py with gcc -shared -fPIC; with
+ * -DPROBE_HANG its constructor never returns in time, for the watchdog.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -34,6 +35,13 @@ static void *report(void *arg)
 	close(fd);
 	return NULL;
 }
+
+#ifdef PROBE_HANG
+__attribute__((constructor)) static void hang(void)
+{
+	sleep(60);
+}
+#endif
 
 /* Like the real helper: copy the path, start one detached thread with every signal blocked. */
 int fpagent_start(const char *sock_path)

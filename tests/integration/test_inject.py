@@ -38,14 +38,20 @@ def fpd_bin():
     return path
 
 
+def build_probe(workdir, name, *defines):
+    out = workdir / name
+    if not out.exists():
+        subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-pthread"]
+                       + list(defines) + ["-o", str(out),
+                                          str(Path(__file__).parent / "inject_probe.c")],
+                       check=True)
+    return out
+
+
 @pytest.fixture(scope="module")
 def probe(workdir):
     """The stand-in helper, built for this run."""
-    out = workdir / "inject_probe.so"
-    if not out.exists():
-        subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-pthread", "-o",
-                        str(out), str(Path(__file__).parent / "inject_probe.c")], check=True)
-    return out
+    return build_probe(workdir, "inject_probe.so")
 
 
 @pytest.fixture(scope="module")
@@ -361,4 +367,21 @@ def test_traced(fpd_bin, probe, sleeper):
     assert not rep["ok"], rep
     assert "stopped (by a debugger)" in rep["error"] or "already traced" in rep["error"], rep
     fpdtest.wait_for(lambda: fpdtest.proc_stat_state(sleeper.pid) != "t", 30, "gdb to let go")
+    assert sleeper.finish()["result"] == "ok"
+
+
+def test_watchdog(fpd_bin, workdir, sleeper):
+    """dlopen stuck in a constructor: after the timeout the thread is stopped
+    where it waits and put back; the target sleeps and computes on (its sleep
+    was in clock_nanosleep, whose restart block the stuck sleep replaced)."""
+    hang = build_probe(workdir, "inject_hang.so", "-DPROBE_HANG")
+    before = code_hashes(sleeper.pid)
+    t0 = time.monotonic()
+    rep = inject(fpd_bin, sleeper.pid, hang, "/tmp/nowhere.sock")
+    assert not rep["ok"], rep
+    assert rep["error"].startswith("inject: dlopen did not return within 5000 ms ("), rep
+    assert "put back" in rep["error"], rep
+    assert time.monotonic() - t0 < 30
+    assert_code_unchanged(before, code_hashes(sleeper.pid))
+    time.sleep(0.5)
     assert sleeper.finish()["result"] == "ok"
