@@ -6,7 +6,9 @@ Every interpreter in every thread state of targets/injectee.py: a first
 injection loads the helper, a second re-triggers it (loaded: false); both
 reach the entry point; the target's own checksums stay right, and no byte
 of any executable mapping changes.  Also: a target in its own mount and pid
-namespaces, 50 re-triggers in a row, and the errors a user can cause.
+namespaces, 50 re-triggers in a row, the errors a user can cause, and the
+watchdog on a dlopen that never returns.  The thread-stop times of the
+module are printed at its end.
 """
 
 import ctypes
