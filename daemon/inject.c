@@ -116,6 +116,21 @@ bool fp_inject_syscall_safe(long nr)
 	}
 }
 
+bool fp_inject_syscall_idle(long nr)
+{
+	switch (nr) {
+	case SYS_epoll_wait:
+	case SYS_epoll_pwait:
+	case SYS_epoll_pwait2:
+	case SYS_rt_sigtimedwait:
+	case SYS_io_getevents:
+	case SYS_semtimedop:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* The file name of a mapped path, without the " (deleted)" the kernel appends. */
 static void map_basename(const char *path, char *out, size_t cap)
 {
@@ -712,7 +727,7 @@ static bool at_safe_point(struct hijack *h)
 	long nr = (long)h->regs.orig_rax;
 	if (nr >= 0) {
 		snprintf(h->where, sizeof(h->where), "in syscall %ld", nr);
-		return fp_inject_syscall_safe(nr);
+		return fp_inject_syscall_safe(nr) || fp_inject_syscall_idle(nr);
 	}
 	const struct fp_map *m = fp_maps_find(h->maps, h->regs.rip);
 	char base[128] = "anonymous memory";

@@ -67,6 +67,14 @@ bool fp_inject_agent_loaded(pid_t pid);
 bool fp_inject_syscall_safe(long nr);
 
 /*
+ * Whether syscall nr only waits, holding no lock: epoll_wait and kin.  Not
+ * chosen while an allow-listed thread exists, since stopping it makes it
+ * return EINTR; but once it is stopped that has happened, and retrying would
+ * only repeat it (an idle asyncio loop waits in nothing else).
+ */
+bool fp_inject_syscall_idle(long nr);
+
+/*
  * Whether a thread running (not blocked) in the file at path may hold a lock
  * dlopen or malloc need: anything in the C library or the dynamic loader.
  */

@@ -29,7 +29,7 @@ import pytest
 import fpdtest
 from fpdtest import TARGETS, build_dir, clean_env, spawn, stop
 
-MODES = ["sleep", "cpu", "read", "threads8", "gil", "malloc", "sigalrm"]
+MODES = ["sleep", "cpu", "read", "threads8", "gil", "malloc", "sigalrm", "asyncio"]
 SANITIZER_MARKS = fpdtest.SANITIZER_MARKS
 
 

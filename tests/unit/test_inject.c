@@ -1,6 +1,6 @@
 /*
- * The injector's pure parts: the syscall allow-list and the unsafe-library
- * test of the safe-point check, libc and helper lookup in maps, symbol
+ * The injector's pure parts: the syscall lists and the unsafe-library test
+ * of the safe-point check, libc and helper lookup in maps, symbol
  * addresses from a mapping's base (fake maps, and this process's own libc
  * against the dynamic linker's answer), the PEP 768 offsets of 3.13 (the
  * real bytes of pyenv's libpython3.13) and 3.14 (synthetic), the PEP 768
@@ -44,6 +44,13 @@ static void test_syscall_allow_list(void **state)
 	    100000};
 	for (size_t i = 0; i < sizeof(unsafe) / sizeof(unsafe[0]); i++)
 		assert_false(fp_inject_syscall_safe(unsafe[i]));
+	/* Only waiting, so acceptable once stopped there; the others are not. */
+	assert_true(fp_inject_syscall_idle(SYS_epoll_wait));
+	assert_true(fp_inject_syscall_idle(SYS_epoll_pwait));
+	assert_true(fp_inject_syscall_idle(SYS_rt_sigtimedwait));
+	assert_false(fp_inject_syscall_idle(SYS_mmap));
+	assert_false(fp_inject_syscall_idle(SYS_write));
+	assert_false(fp_inject_syscall_idle(SYS_read));
 }
 
 static void test_unsafe_paths(void **state)

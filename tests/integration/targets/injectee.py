@@ -11,7 +11,9 @@ Modes: sleep (time.sleep and libc nanosleep, which would show an EINTR),
 cpu (one busy thread), read (blocked in libc read() on a pipe), threads8
 (8 busy threads), gil (a thread holding the GIL in one long C call), malloc
 (libc malloc under its arena lock, the other thread in epoll_wait so that
-the injector must use the busy one), sigalrm (a 1 kHz SIGALRM handler).
+the injector must use the busy one), sigalrm (a 1 kHz SIGALRM handler),
+asyncio (an idle event loop: its only thread in epoll_wait, which returns
+EINTR after any stop; the selector retries).
 """
 
 import ctypes
@@ -153,6 +155,22 @@ elif mode == "sigalrm":
     counts["alarms"] = alarms[0]
     if not alarms[0]:
         fails.append("no SIGALRM")
+
+elif mode == "asyncio":
+    import asyncio
+
+    async def idle():
+        ready()
+        while not stopped():
+            t0 = time.monotonic()
+            await asyncio.sleep(0.05)
+            if time.monotonic() - t0 < 0.05 - 1e-3:
+                fails.append("asyncio.sleep returned early")
+            check("main")
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(idle())
 
 else:
     raise SystemExit("unknown mode %r" % mode)
