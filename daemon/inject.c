@@ -96,6 +96,12 @@ bool fp_inject_syscall_safe(long nr)
 	case SYS_preadv:
 	case SYS_recvfrom:
 	case SYS_recvmsg:
+	/* Blocked on a full pipe or socket: a program stuck writing its log. */
+	case SYS_write:
+	case SYS_writev:
+	case SYS_pwrite64:
+	case SYS_sendto:
+	case SYS_sendmsg:
 	case SYS_select:
 	case SYS_pselect6:
 	case SYS_poll:
