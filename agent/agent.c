@@ -40,6 +40,7 @@
 #include "fp/agentlink.h"
 #include "fp/version.h"
 #include "pyapi.h"
+#include "trace.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -302,6 +303,13 @@ static struct PyMethodDef methods[] = {
     {"_fp_recv", fn_recv, FP_METH_VARARGS, NULL},
     {"_fp_cancelled", fn_cancelled, FP_METH_VARARGS, NULL},
     {"_fp_async_exc", fn_async_exc, FP_METH_VARARGS, NULL},
+    {"_fp_trace_start", fp_trace_start, FP_METH_VARARGS, NULL},
+    {"_fp_trace_stop", fp_trace_stop, FP_METH_VARARGS, NULL},
+    {"_fp_trace_pause", fp_trace_pause, FP_METH_VARARGS, NULL},
+    {"_fp_trace_resume", fp_trace_resume, FP_METH_VARARGS, NULL},
+    {"_fp_trace_collect", fp_trace_collect, FP_METH_VARARGS, NULL},
+    {"_fp_trace_selftest", fp_trace_selftest, FP_METH_VARARGS, NULL},
+    {"_fp_trace_monitor_callbacks", fp_trace_monitor_callbacks, FP_METH_VARARGS, NULL},
 };
 
 /* ---- the embedded Python ---- */

@@ -83,6 +83,16 @@ static void load(void)
 	REQ(PyErr_Clear);
 	REQ(Py_IncRef);
 	REQ(Py_DecRef);
+	REQ(PyEval_SetProfile);
+	REQ(PyEval_GetFrame);
+	REQ(PyThreadState_Get);
+	REQ(PyType_GetFlags);
+	REQ(PyType_IsSubtype);
+	REQ(PyList_New);
+	REQ(PyList_Append);
+	REQ(PyLong_FromVoidPtr);
+	REQ(PyLong_AsVoidPtr);
+	REQ(PyErr_NoMemory);
 #undef REQ
 	*(void **)&api.PyEval_ThreadsInitialized = sym("PyEval_ThreadsInitialized");
 	*(void **)&api.PyEval_InitThreads = sym("PyEval_InitThreads");
@@ -94,6 +104,21 @@ static void load(void)
 		return;
 	}
 	api.PyExc_OSError = *oserror;
+	*(void **)&api.PyFrame_GetCode = sym("PyFrame_GetCode");
+	PyObject **runtime_error = sym("PyExc_RuntimeError");
+	api.PyCFunction_Type = sym("PyCFunction_Type");
+	api.PyCMethod_Type = sym("PyCMethod_Type");
+	api.PyMethodDescr_Type = sym("PyMethodDescr_Type");
+	api.PyModule_Type = sym("PyModule_Type");
+	api.PyCode_Type = sym("PyCode_Type");
+	if (!runtime_error || !api.PyCFunction_Type || !api.PyMethodDescr_Type ||
+	    !api.PyModule_Type || !api.PyCode_Type) {
+		snprintf(load_error, sizeof(load_error),
+			 "the Python types and exceptions trace needs are not exported by this "
+			 "process");
+		return;
+	}
+	api.PyExc_RuntimeError = *runtime_error;
 	loaded = true;
 }
 

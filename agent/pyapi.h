@@ -9,11 +9,15 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 typedef struct _object PyObject;
 typedef struct _ts PyThreadState;
 typedef int PyGILState_STATE;
 typedef PyObject *(*PyCFunction)(PyObject *self, PyObject *args);
+typedef ssize_t Py_ssize_t;
+typedef struct _frame PyFrameObject;
+typedef int (*Py_tracefunc)(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg);
 
 /* Stable since CPython 1.x: the layout of a method table entry. */
 struct PyMethodDef {
@@ -23,6 +27,7 @@ struct PyMethodDef {
 	const char *ml_doc;
 };
 #define FP_METH_VARARGS	 0x0001
+#define FP_METH_FASTCALL 0x0080 /* PyObject *(*)(PyObject *, PyObject *const *, Py_ssize_t) */
 #define FP_PY_FILE_INPUT 257
 
 struct fp_pyapi {
@@ -59,6 +64,25 @@ struct fp_pyapi {
 	void (*Py_DecRef)(PyObject *);
 	PyObject *Py_None;
 	PyObject *PyExc_OSError;
+
+	/* trace (agent/trace.c) */
+	void (*PyEval_SetProfile)(Py_tracefunc, PyObject *);
+	PyFrameObject *(*PyEval_GetFrame)(void);
+	PyThreadState *(*PyThreadState_Get)(void);
+	unsigned long (*PyType_GetFlags)(PyObject *);
+	int (*PyType_IsSubtype)(PyObject *, PyObject *);
+	PyObject *(*PyList_New)(Py_ssize_t);
+	int (*PyList_Append)(PyObject *, PyObject *);
+	PyObject *(*PyLong_FromVoidPtr)(void *);
+	void *(*PyLong_AsVoidPtr)(PyObject *);
+	PyObject *(*PyErr_NoMemory)(void);
+	PyObject *(*PyFrame_GetCode)(PyFrameObject *); /* 3.9+, else NULL */
+	PyObject *PyExc_RuntimeError;
+	PyObject *PyCFunction_Type;
+	PyObject *PyCMethod_Type; /* 3.9+, else NULL */
+	PyObject *PyMethodDescr_Type;
+	PyObject *PyModule_Type;
+	PyObject *PyCode_Type;
 };
 
 /*
