@@ -82,6 +82,7 @@ extern const struct cli_agent_cmd cli_agent_getglobal;
 extern const struct cli_agent_cmd cli_agent_vmtool;
 extern const struct cli_agent_cmd cli_agent_module;
 extern const struct cli_agent_cmd cli_agent_reload;
+extern const struct cli_agent_cmd cli_agent_watch;
 extern const struct cli_agent_cmd cli_agent_tt;
 
 #endif

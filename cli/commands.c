@@ -66,27 +66,39 @@ static const struct cli_command shell_commands[] = {
     },
     {
 	.name = "watch",
-	.state = CLI_PLANNED,
-	.id = CLI_CMD_OTHER,
+	.state = CLI_AVAILABLE,
+	.id = CLI_CMD_AGENT,
+	.agent = &cli_agent_watch,
 	.summary = "Arguments, result and cost of each call of a function",
 	.usage = "watch module [class] method [--expr E] [-f F] [-e] [-x N] [-n N] [-r] [-v] "
 		 "[-nm inner]",
 	.description = "Every call of the method prints one record: timestamp, method, cost\n"
-		       "in ms, success or exception, and the value of expression E\n"
-		       "evaluated with target, return_obj, cost, args and kwargs in scope.\n"
-		       "Needs the in-process helper.",
+		       "in ms, success or exception (with its traceback), and the value of\n"
+		       "expression E evaluated after the call with target (self or cls of a\n"
+		       "method, None for a function), return_obj, cost (ms), args and kwargs\n"
+		       "in scope. Only that function is instrumented, and it gets its\n"
+		       "original code back when the watch ends: after -n records, Ctrl-C,\n"
+		       "--timeout, quit or detach. An expression that fails prints its error\n"
+		       "in the record; the call itself is never affected. Works for\n"
+		       "functions, methods, classmethods, staticmethods, properties,\n"
+		       "generators and coroutines (a call lasts from its start to its end,\n"
+		       "awaits included). Needs the in-process helper.",
 	.examples = EX("watch __main__ func -x 2", "watch __main__ classA func",
-		       "watch __main__ func --expr \"{return_obj,args}\" -f \"cost>10\""),
+		       "watch __main__ func --expr \"{return_obj,args}\" -f \"cost>10\"",
+		       "watch __main__ func -f \"args[0]['query']=='hello'\"",
+		       "watch __main__ classA method -e -n 3",
+		       "watch __main__ outer -nm inner --expr return_obj"),
 	.options = OPTS(
 	    {"module", "runtime module name (__main__ for the script)"},
-	    {"class", "class of the method, if any"},
-	    {"method", "function, method, classmethod or staticmethod"},
+	    {"class", "class of the method, if any (Outer.Inner for a nested one)"},
+	    {"method", "function, method, classmethod, staticmethod or property"},
 	    {"--expr E", "expression to print (default: args,kwargs)"},
-	    {"-f, --filter F", "print only calls for which F is true"},
-	    {"-e", "print only calls that raised"},
+	    {"-f, --filter F", "print only calls for which F is true (same names as --expr)"},
+	    {"-e, --exception", "print only calls that raised"},
 	    {"-x, --expand N", "expand nested objects to depth N (default 1, at most 4)"},
-	    {"-n, --limits N", "stop after N records (default 10)"}, {"-r, --raw", "use repr()"},
-	    {"-v, --verbose", "print containers without truncation"},
+	    {"-n, --limits N", "stop after N records (default 10)"},
+	    {"-r, --raw", "print repr() of the value (runs the application's __repr__)"},
+	    {"-v, --verbose", "print strings and containers without truncation"},
 	    {"-nm, --nested-method inner", "watch the function inner defined in method"}),
     },
     {

@@ -23,6 +23,7 @@ static const struct {
     {"reload", fp_cmd_agent},
     {"console", fp_cmd_agent},
     {"mem", fp_cmd_agent},
+    {"watch", fp_cmd_agent},
     {"tt", fp_cmd_agent},
     {"hello", fp_cmd_agent},
 };
