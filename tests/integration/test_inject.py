@@ -133,6 +133,13 @@ class Injectee(object):
             raise AssertionError("%s exited (status %s): %s" % (
                 self.label, self.proc.returncode, self.proc.stderr.read().decode(errors="replace")))
 
+    def host_path(self, path):
+        """A name for a file of the target's /tmp that outlives the target's
+        /proc entry: ours, when the target shares our /tmp."""
+        if os.stat("/tmp").st_dev == os.stat(self.root("/tmp")).st_dev:
+            return path
+        return self.root(path)
+
     def root(self, path):
         return "/proc/%d/root%s" % (self.pid, path)
 
@@ -143,9 +150,7 @@ class Injectee(object):
             self.proc.stdin.write(b"stop\n")
             self.proc.stdin.flush()
         else:
-            # Its /proc/PID/root is gone once it exits: remember a name that stays valid.
-            shared = os.stat("/tmp").st_dev == os.stat(self.root("/tmp")).st_dev
-            self.stopfile_host = self.stopfile if shared else self.root(self.stopfile)
+            self.stopfile_host = self.host_path(self.stopfile)
             open(self.stopfile_host, "w").close()
         try:
             return self._line(timeout)
@@ -167,7 +172,7 @@ class Listener(object):
     def __init__(self, target):
         self.target = target
         self.path = "/tmp/fpd-inject-test-%d.sock" % target.pid
-        self.host = target.root(self.path)
+        self.host = target.host_path(self.path)
         if os.path.exists(self.host):
             os.unlink(self.host)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
