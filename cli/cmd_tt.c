@@ -289,6 +289,14 @@ static int render_tt(struct cli_ctx *ctx, const json_t *ev, void *state)
 		fputs("Caps set: ", stdout);
 		print_store(stdout, ev);
 		puts(".");
+	} else if (strcmp(kind, "hook_error") == 0) {
+		/* The instrumentation's report of our hook failing in the target. */
+		fputs("tt: recording failed in ", stderr);
+		cli_put_safe(stderr, cli_jstr(ev, "method", "?"));
+		fputs(": ", stderr);
+		cli_put_safe(stderr, cli_jstr(ev, "message", "?"));
+		fputc('\n', stderr);
+		fflush(stderr);
 	} else if (strcmp(kind, "tt_notice") == 0) {
 		cli_put_safe(stderr, cli_jstr(ev, "text", ""));
 		fputc('\n', stderr);

@@ -241,7 +241,7 @@ def _tt_exit(snap, rec, return_obj, exc, cost_ms):
 def _tt_traceback(exc):
     import traceback
     try:
-        lines = traceback.format_tb(exc.__traceback__)
+        lines = traceback.format_tb(skip_instrument_frames(exc.__traceback__))
     except Exception as e:
         lines = ["(no traceback: %s)\n" % exc_text(e)]
     text = "Traceback (most recent call last):\n%s%s" % ("".join(lines), exc_text(exc))
@@ -380,25 +380,28 @@ class _TTRecorder(object):
         self.filter_code = filter_code
         self.taken = _tt_count()
         self.done = False
-        self.pending = {}  # id(call) -> (snap, record) between entry and exit
         self.queue = _tt_deque()  # finished records; a str for a call that failed
         self.filter_error = None
 
     def on_enter(self, call):
         if self.done:
             return
+        start = time.perf_counter()
         try:
             rec = _TTRecord()
             rec.time = time.time()
             rec.replay_of = None
             snap = _TTSnap(_TT_STORE.snapshot_bytes())
             _tt_entry(snap, rec, call.target, call.target is not None, call.args, call.kwargs)
-            self.pending[id(call)] = (snap, rec)
+            # call.cost_ms counts from before this hook: the snapshot's
+            # time is taken off again at exit.
+            rec.cost_ms = (time.perf_counter() - start) * 1000.0
+            call.data = (snap, rec)
         except Exception as e:
-            self.pending[id(call)] = "snapshot at entry failed: %s" % exc_text(e)
+            call.data = "snapshot at entry failed: %s" % exc_text(e)
 
     def on_exit(self, call, return_obj, exc):
-        got = self.pending.pop(id(call), None)
+        got = call.data
         if got is None or self.done:
             return
         if self.filter_code is not None and not self._matches(call, return_obj, exc):
@@ -416,11 +419,11 @@ class _TTRecorder(object):
             rec.module, rec.cls, rec.method, rec.nested = (self.module, self.cls, self.method,
                                                            self.nested)
             rec.qualname = self.qualname
-            rec.is_async = bool(call.is_async)
+            rec.is_async = call.is_async
             rec.thread = call.thread_name
             rec.thread_id = call.thread
             rec.daemon = call.daemon
-            _tt_exit(snap, rec, return_obj, exc, call.cost_ms)
+            _tt_exit(snap, rec, return_obj, exc, max(0.0, call.cost_ms - rec.cost_ms))
             self.queue.append(rec)
         except Exception as e:
             self.queue.append("snapshot at exit failed: %s" % exc_text(e))
@@ -519,10 +522,13 @@ def _tt_show(req, rec, opts):
         fields = _tt_value_fields(req, "exception", rec.exc, opts)
         fields["traceback"] = rec.traceback
         values.append(fields)
+    # Values kept as text carry their note; the record's notes list those
+    # inside a copied value (an item of a list that was copied).
+    shown = set(v["expr"] for v in values)
     fields = rec.row()
     fields.update(thread_id=rec.thread_id, daemon=rec.daemon, is_async=rec.is_async,
                   size=rec.size, values=values,
-                  notes=["%s: %s" % n for n in rec.notes])
+                  notes=["%s: %s" % n for n in rec.notes if n[0] not in shown])
     req.emit("tt_record", **fields)
 
 
@@ -537,7 +543,8 @@ def _tt_list(req):
     if code is not None:
         recs = _tt_filtered(req, recs, code)
     width = max([len(r.module) for r in recs] + [6])
-    req.emit("tt_header", module_width=width)
+    if recs:
+        req.emit("tt_header", module_width=width)
     for r in recs:
         req.emit("tt_row", module_width=width, **r.row())
     req.emit("tt_list_end", shown=len(recs), **_TT_STORE.caps())
@@ -640,7 +647,7 @@ def _tt_replay(req, rec, opts):
     new.qualname = rec.qualname
     new.replay_of = rec.index
     new.is_async = rec.is_async
-    new.thread = "fpd-helper (tt -p)"
+    new.thread = "fpd helper, tt -p"
     new.thread_id = _thread.get_ident()
     new.daemon = True
     snap = _TTSnap(_TT_STORE.snapshot_bytes())
@@ -664,10 +671,22 @@ def _tt_replay(req, rec, opts):
 
 
 def _tt_run(fn, args, kwargs, is_async):
-    """fn(*args, **kwargs); a coroutine function's coroutine is run to its
-    end on a private event loop in this thread."""
+    """fn(*args, **kwargs), run to its end as the recorded call was: a
+    generator is exhausted and a coroutine or async generator runs on a
+    private event loop in this thread; the result is what the recording
+    saw as return_obj."""
     result = fn(*args, **kwargs)
-    if not is_async or type(result) is not types.CoroutineType:
+    if not is_async:
+        return result
+    if type(result) is types.GeneratorType:
+        while True:
+            try:
+                next(result)
+            except StopIteration as stop:
+                return stop.value
+    if type(result) is types.AsyncGeneratorType:
+        result = _tt_drain_async(result)
+    elif type(result) is not types.CoroutineType:
         return result
     import asyncio
     loop = asyncio.new_event_loop()
@@ -675,6 +694,11 @@ def _tt_run(fn, args, kwargs, is_async):
         return loop.run_until_complete(result)
     finally:
         loop.close()
+
+
+async def _tt_drain_async(agen):
+    async for _ in agen:
+        pass
 
 
 def _tt_caps(req):
