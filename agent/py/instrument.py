@@ -655,10 +655,31 @@ _instr_mon_state = {"tool": None}
 _INSTR_MON_TOOLS = (4, 3)
 
 
+# Calls under way of one generator or coroutine code before their frames
+# are checked for having gone away unseen (the limit doubles with them).
+_INSTR_PRUNE_AT = 64
+
+
 class _InstrMon(_InstrPoint):
     def __init__(self, code):
         _InstrPoint.__init__(self, code)
         self.active = {}  # frame -> [(instrumentation, Call)] of calls under way
+        self.prune_at = _INSTR_PRUNE_AT
+
+    def prune(self):
+        """Forgets the calls whose frame only this table still holds: 3.13
+        closes a generator suspended outside any try block without running
+        it (no event), and its frame would stay here for good."""
+        frames = list(self.active)
+        frames.append(object())  # a probe: the count of "held by nothing but us"
+        limit = None
+        for f in reversed(frames):
+            n = sys.getrefcount(f)
+            if limit is None:
+                limit = n + 1  # the probe is no key of the table
+            elif n <= limit:
+                self.active.pop(f, None)
+        self.prune_at = max(_INSTR_PRUNE_AT, 2 * len(self.active))
 
     def changed(self):
         mon = sys.monitoring
@@ -696,6 +717,8 @@ def _instr_mon_start(code, offset):
     try:
         frame = sys._getframe(1)
         if frame.f_code is code:
+            if len(point.active) >= point.prune_at:
+                point.prune()
             a, k = point.sig.from_locals(frame.f_locals)
             point.active[frame] = _instr_start(point, point.entries, ident, a, k)
     except KeyboardInterrupt:
