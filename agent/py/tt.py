@@ -55,7 +55,8 @@ _TT_SHARED = (type(None), bool, type(Ellipsis), type(NotImplemented), types.Func
               property)
 # Values whose graph is not worth walking: deepcopy refuses them, or only
 # their own __deepcopy__ knows what copying them means.
-_TT_OPAQUE = (types.FrameType, types.GeneratorType, types.CoroutineType, types.TracebackType)
+_TT_OPAQUE = (types.FrameType, types.GeneratorType, types.CoroutineType,
+              types.AsyncGeneratorType, types.TracebackType)
 _TT_CONTAINERS = (list, tuple, dict, set, frozenset)
 
 
@@ -181,6 +182,10 @@ def _tt_key_text(k):
     return repr(k) if type(k) in (str, int, float, bool, bytes) else "<%s>" % type_name(k)
 
 
+def _tt_is_class(obj):
+    return issubclass(type(obj), type)  # isinstance may ask obj for its __class__
+
+
 def _tt_weak(obj):
     try:
         return weakref.ref(obj)
@@ -219,7 +224,7 @@ def _tt_entry(snap, rec, target, has_target, args, kwargs):
     the call starts."""
     rec.has_target = has_target
     rec.target = _tt_snapshot(snap, target, "target") if has_target else None
-    rec.target_ref = _tt_weak(target) if has_target and not isinstance(target, type) else None
+    rec.target_ref = _tt_weak(target) if has_target and not _tt_is_class(target) else None
     rec.args = tuple(_tt_snapshot(snap, a, "args[%d]" % i) for i, a in enumerate(args))
     rec.kwargs = dict((k, _tt_snapshot(snap, v, "kwargs[%r]" % k)) for k, v in kwargs.items())
 
@@ -235,13 +240,23 @@ def _tt_exit(snap, rec, return_obj, exc, cost_ms):
     rec.exc = _tt_snapshot(snap, exc, "exception") if rec.is_exp else None
     rec.traceback = _tt_traceback(exc) if rec.is_exp else None
     rec.notes = snap.notes
-    rec.size = snap.bytes + TT_RECORD_OVERHEAD + (len(rec.traceback or "") if rec.is_exp else 0)
+    rec.size = snap.bytes + TT_RECORD_OVERHEAD + len(rec.traceback or "")
+
+
+def _tt_own_tb(tb):
+    """tb from the recorded function's frame on: without the frames of the
+    instrumentation's trampolines, nor (for a replay) the helper's own."""
+    while True:
+        tb = skip_instrument_frames(tb)
+        if tb is None or not tb.tb_frame.f_code.co_filename.startswith("<fpagent>/"):
+            return tb
+        tb = tb.tb_next
 
 
 def _tt_traceback(exc):
     import traceback
     try:
-        lines = traceback.format_tb(skip_instrument_frames(exc.__traceback__))
+        lines = traceback.format_tb(_tt_own_tb(exc.__traceback__))
     except Exception as e:
         lines = ["(no traceback: %s)\n" % exc_text(e)]
     text = "Traceback (most recent call last):\n%s%s" % ("".join(lines), exc_text(exc))
@@ -431,8 +446,11 @@ class _TTRecorder(object):
     def _matches(self, call, return_obj, exc):
         """-f over the live values at exit, as watch evaluates it; an
         expression that raises does not match (its first error is told)."""
+        cost = call.cost_ms
+        if type(call.data) is tuple:
+            cost = max(0.0, cost - call.data[1].cost_ms)  # the entry snapshot's time
         names = _tt_filter_names(call.target, tuple(call.args), dict(call.kwargs), return_obj,
-                                 exc, call.cost_ms)
+                                 exc, cost)
         try:
             return bool(eval(self.filter_code, names))
         except Exception as e:
@@ -620,7 +638,7 @@ def _tt_replay_target(rec, prefix):
     live = rec.target_ref() if rec.target_ref is not None else None
     if live is not None:
         return live, "the live target"
-    if isinstance(rec.target, type):
+    if _tt_is_class(rec.target):
         return rec.target, "class %s" % rec.cls
     if type(rec.target) is _TTText:
         raise CommandError(prefix + "the target object is gone and was not copyable at the "

@@ -177,8 +177,8 @@ def check_method_target_kwargs_and_exception(ns):
     eq(v["exception"]["value_type"], "ValueError")
     assert "boom 2" in v["exception"]["value"], v["exception"]
     tb = v["exception"]["traceback"]
-    assert tb.startswith("Traceback (most recent call last):") and "in handle" in tb and \
-        tb.rstrip().endswith("ValueError: boom 2"), tb
+    assert tb.startswith("Traceback (most recent call last):\n  File \"%s\"" % __file__) and \
+        tb.splitlines()[1].endswith("in handle") and tb.endswith("ValueError: boom 2"), tb
     assert "return_obj" not in v
 
 
@@ -366,6 +366,9 @@ def check_replay(ns):
     rec = [e for e in ok(ns, {"index": 1008, "play": True}) if e["event"] == "tt_record"][0]
     eq((rec["index"], rec["is_exp"], values(rec)["exception"]["value_type"]),
        (1009, True, "ValueError"))
+    # The traceback starts at the method: no helper or trampoline frame.
+    tb = values(rec)["exception"]["traceback"].splitlines()
+    assert tb[1].strip().startswith("File \"%s\"" % __file__) and tb[1].endswith("in handle"), tb
 
 
 def check_replay_refused(ns):
