@@ -298,7 +298,21 @@ static PyObject *fn_async_exc(PyObject *self, PyObject *args)
 	    py->PyThreadState_SetAsyncExc(ident, exc == py->Py_None ? NULL : exc));
 }
 
+/* The text of an embedded source file, for core.py's _fp_load; None if there is none. */
+static PyObject *fn_source(PyObject *self, PyObject *args)
+{
+	(void)self;
+	const char *name;
+	if (!py->PyArg_ParseTuple(args, "s", &name))
+		return NULL;
+	for (size_t i = 0; i < fp_agent_nsources; i++)
+		if (strcmp(fp_agent_sources[i].name, name) == 0)
+			return py->PyUnicode_FromString(fp_agent_sources[i].text);
+	return none();
+}
+
 static struct PyMethodDef methods[] = {
+    {"_fp_source", fn_source, FP_METH_VARARGS, NULL},
     {"_fp_send", fn_send, FP_METH_VARARGS, NULL},
     {"_fp_recv", fn_recv, FP_METH_VARARGS, NULL},
     {"_fp_cancelled", fn_cancelled, FP_METH_VARARGS, NULL},
@@ -334,7 +348,10 @@ static void exception_text(char *buf, size_t len)
 		py->Py_DecRef(tb);
 }
 
-/* Builds the namespace once (GIL held).  0, or -1 with why. */
+/*
+ * Builds the namespace once (GIL held): the C functions, then the eager
+ * sources (core.py, the manifest).  0, or -1 with why.
+ */
 static int namespace_init(char *why, size_t len)
 {
 	if (g_ns)
@@ -354,6 +371,8 @@ static int namespace_init(char *why, size_t len)
 		py->Py_DecRef(f);
 	}
 	for (size_t i = 0; i < fp_agent_nsources; i++) {
+		if (!fp_agent_sources[i].eager)
+			continue;
 		char file[96];
 		snprintf(file, sizeof(file), "<fpagent>/%s", fp_agent_sources[i].name);
 		PyObject *code =

@@ -1,7 +1,8 @@
 /*
- * The helper's Python sources (the files of agent/py/), embedded at build time by
- * tools/embed_py.py into build/gen/agent_py.c: core.py first, then the
- * others in name order, the order they are executed in.
+ * The helper's Python sources (the files of agent/py/), embedded at build
+ * time by tools/embed_py.py into build/gen/agent_py.c.  Only the eager ones
+ * (core.py and the generated _manifest.py) run when the helper starts; the
+ * others are run by core.py's _fp_load when a command first needs them.
  */
 #ifndef FP_AGENT_PY_H
 #define FP_AGENT_PY_H
@@ -10,6 +11,7 @@
 
 struct fp_agent_source {
 	const char *name;
+	int eager;
 	const char *text;
 };
 

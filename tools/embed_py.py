@@ -1,16 +1,21 @@
 #!/usr/bin/env python3
 """Writes the C file that embeds the helper's Python sources into
-libfpagent.so (see agent/agent_py.h): embed_py.py OUT.c FILE.py..."""
+libfpagent.so (see agent/agent_py.h):
+
+    embed_py.py OUT.c FILE.py...
+    embed_py.py --manifest FILE.py...   (the manifest alone, for tests/agent/harness.py)
+
+The files share one namespace in the target, but only core.py runs when the
+helper starts: a command's file, and the files whose names it uses, are run
+the first time the command is requested (compiling every file would make
+the first attach pay for commands it does not run).  So this also writes
+_manifest.py, run right after core.py: which file defines each command
+(@command("name")), and which other files each file needs, found from the
+names it reads that another file defines at top level."""
+import ast
 import os
+import symtable
 import sys
-
-
-def c_string(data):
-    out = []
-    for line in data.decode("utf-8").splitlines(True):
-        esc = "".join(_esc(c) for c in line)
-        out.append('\t"%s"' % esc)
-    return "\n".join(out) or '\t""'
 
 
 def _esc(c):
@@ -25,16 +30,122 @@ def _esc(c):
     return "".join("\\%03o" % b for b in c.encode("utf-8"))
 
 
+def c_string(text):
+    out = ['\t"%s"' % "".join(_esc(c) for c in line) for line in text.splitlines(True)]
+    return "\n".join(out) or '\t""'
+
+
+def _bound_names(node, out, imported):
+    """Names a top-level statement binds in the module namespace (those bound
+    by an import also go to imported)."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        out.add(node.name)
+    elif isinstance(node, (ast.Import, ast.ImportFrom)):
+        for a in node.names:
+            name = (a.asname or a.name).split(".")[0]
+            out.add(name)
+            imported.add(name)
+    elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        for t in targets:
+            for n in ast.walk(t):
+                if isinstance(n, ast.Name):
+                    out.add(n.id)
+    else:
+        # if/try/with/for at top level bind into the module too.
+        for field in ("body", "orelse", "finalbody", "handlers"):
+            for child in getattr(node, field, []) or []:
+                _bound_names(child, out, imported)
+
+
+def _global_reads(table):
+    """Names read as globals anywhere in a file (a function's own locals and
+    local imports are not)."""
+    out = set()
+    for sym in table.get_symbols():
+        if sym.is_referenced() and (table.get_type() == "module" or sym.is_global()):
+            out.add(sym.get_name())
+    for child in table.get_children():
+        out |= _global_reads(child)
+    return out
+
+
+def _commands(tree):
+    found = []
+    for node in tree.body:
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for d in node.decorator_list:
+            if (isinstance(d, ast.Call) and isinstance(d.func, ast.Name) and
+                    d.func.id == "command" and d.args and isinstance(d.args[0], ast.Constant)
+                    and isinstance(d.args[0].value, str)):
+                found.append(d.args[0].value)
+    return found
+
+
+def analyze(files):
+    """(deps, commands): deps maps each file's stem (but core) to the stems
+    of the files it needs; commands maps a command name to its file's stem."""
+    defs, uses, commands, imports = {}, {}, {}, {}
+    for f in files:
+        stem = os.path.basename(f)[:-3]
+        with open(f, encoding="utf-8") as fh:
+            src = fh.read()
+        tree = ast.parse(src, f)
+        bound, imported = set(), set()
+        for node in tree.body:
+            _bound_names(node, bound, imported)
+        defs[stem] = bound
+        imports[stem] = imported
+        uses[stem] = _global_reads(symtable.symtable(src, f, "exec")) - bound
+        for c in _commands(tree):
+            if c in commands:
+                raise SystemExit("embed_py: command %s defined in %s.py and %s.py"
+                                 % (c, commands[c], stem))
+            commands[c] = stem
+    deps = {}
+    for stem in defs:
+        if stem == "core":
+            continue
+        # A module another file happened to import is no dependency: each
+        # file imports what it uses (core.py's names are always there).
+        for o in defs:
+            if o not in ("core", stem):
+                missing = uses[stem] & imports[o] - (defs[o] - imports[o]) - defs["core"]
+                if missing:
+                    raise SystemExit("embed_py: agent/py/%s.py uses %s without importing it"
+                                     % (stem, ", ".join(sorted(missing))))
+        deps[stem] = sorted(o for o in defs if o not in ("core", stem) and
+                            uses[stem] & (defs[o] - imports[o]))
+    return deps, commands
+
+
+def manifest(files):
+    deps, commands = analyze(files)
+    return ("# Generated by tools/embed_py.py: the files each file needs, and the\n"
+            "# file of each command (see core.py's _fp_load).\n"
+            "_FP_DEPS = %r\n_FP_COMMAND_FILES = %r\n" % (deps, commands))
+
+
 def main():
+    if sys.argv[1] == "--manifest":
+        sys.stdout.write(manifest(sys.argv[2:]))
+        return
     out, files = sys.argv[1], sys.argv[2:]
     files.sort(key=lambda f: (os.path.basename(f) != "core.py", os.path.basename(f)))
+    if not files or os.path.basename(files[0]) != "core.py":
+        raise SystemExit("embed_py: core.py must be among the files")
     parts = ['/* Generated by tools/embed_py.py from agent/py/: do not edit. */',
              '#include "agent/agent_py.h"', "",
              "const struct fp_agent_source fp_agent_sources[] = {"]
-    for f in files:
-        with open(f, "rb") as fh:
-            parts.append('\t{"%s",\n%s},' % (os.path.basename(f), c_string(fh.read())))
-    parts += ["};", "const size_t fp_agent_nsources = %d;" % len(files), ""]
+    entries = [(os.path.basename(files[0]), open(files[0], encoding="utf-8").read(), 1),
+               ("_manifest.py", manifest(files), 1)]
+    for f in files[1:]:
+        with open(f, encoding="utf-8") as fh:
+            entries.append((os.path.basename(f), fh.read(), 0))
+    for name, text, eager in entries:
+        parts.append('\t{"%s", %d,\n%s},' % (name, eager, c_string(text)))
+    parts += ["};", "const size_t fp_agent_nsources = %d;" % len(entries), ""]
     with open(out + ".tmp", "w") as fh:
         fh.write("\n".join(parts))
     os.replace(out + ".tmp", out)

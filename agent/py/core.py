@@ -1,14 +1,17 @@
 # The helper's Python side: request dispatch and the link to fpd.
 #
 # Every file of agent/py/ is embedded into libfpagent.so at build time and
-# executed, core.py first and then the others in name order, in ONE private
-# namespace (a plain dict, never a module in sys.modules).  Nothing here may
+# executed in ONE private namespace (a plain dict, never a module in
+# sys.modules): core.py and the generated manifest when the helper starts,
+# every other file the first time a command needs it (_fp_load), after the
+# files whose top-level names it reads (tools/embed_py.py finds them).  Nothing here may
 # touch the application's modules or sys.modules beyond importing stdlib
 # modules it needs.  The code must run on CPython 3.6 to 3.14: no walrus, no
 # positional-only parameters, no match.
 #
 # The C side (agent/agent.c) puts these callables into the namespace before
 # executing the files:
+#   _fp_source(name)             the text of embedded file name ("mem.py"), or None
 #   _fp_send(op, rid, payload)   send one frame to fpd (payload: str); releases
 #                                the GIL while writing; OSError when fpd is gone
 #   _fp_recv(rid, timeout_s)     wait, without the GIL, for the next INPUT or
@@ -21,6 +24,7 @@
 # link closes.
 import json
 import sys
+import threading
 
 OP_EVENT = 17
 OP_END = 18
@@ -83,6 +87,30 @@ class Request(object):
         SESSION_CLEANUPS.setdefault(self.session, []).append(undo)
 
 
+_LOADED = set()
+# Held for a whole load: a second request must not see a file half run.
+_LOAD_LOCK = threading.RLock()
+
+
+def _fp_load(stem):
+    """Runs embedded file stem.py (once) in this namespace, after the files
+    it needs (_FP_DEPS, from the generated manifest)."""
+    with _LOAD_LOCK:
+        if stem in _LOADED or stem == "core":
+            return
+        _LOADED.add(stem)
+        try:
+            for dep in _FP_DEPS.get(stem, ()):
+                _fp_load(dep)
+            src = _fp_source(stem + ".py")
+            if src is None:
+                raise RuntimeError("no embedded file %s.py" % stem)
+            exec(compile(src, "<fpagent>/%s.py" % stem, "exec"), globals())
+        except BaseException:
+            _LOADED.discard(stem)  # the next request tries again
+            raise
+
+
 def _send_error(rid, code, exit_status, message):
     _fp_send(OP_ERROR, rid, json.dumps({"code": code, "exit": exit_status,
                                         "message": message}))
@@ -97,6 +125,14 @@ def _fp_handle(session, rid, payload):
         _send_error(rid, "protocol", 1, "helper: malformed request")
         return
     fn = COMMANDS.get(cmd)
+    if fn is None and cmd in _FP_COMMAND_FILES:
+        try:
+            _fp_load(_FP_COMMAND_FILES[cmd])
+        except Exception as e:
+            _send_error(rid, "helper_error", 1, "%s: the helper failed to load it: %s: %s"
+                        % (cmd, type(e).__name__, e))
+            return
+        fn = COMMANDS.get(cmd)
     if fn is None:
         _send_error(rid, "unknown_command", 2,
                     "%s: the helper in this process does not know this command "

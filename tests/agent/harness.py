@@ -9,6 +9,8 @@ or plain `python harness.py` self-check).
 import glob
 import json
 import os
+import subprocess
+import sys
 import threading
 
 AGENT_PY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "agent", "py")
@@ -45,20 +47,41 @@ class FakeLink(object):
             self.cond.notify_all()
 
 
-def load_agent(link=None):
-    """The agent namespace, executed the way libfpagent.so does: core.py
-    first, then the other files in name order, in one private dict."""
+_MANIFEST = []
+
+
+def _manifest(files):
+    """The manifest libfpagent.so embeds (tools/embed_py.py), computed by a
+    Python recent enough for the analysis (the harness also runs on 3.6)."""
+    if not _MANIFEST:
+        tool = os.path.join(AGENT_PY, "..", "..", "tools", "embed_py.py")
+        py = sys.executable if sys.version_info >= (3, 8) else "/usr/bin/python3"
+        out = subprocess.check_output([py, tool, "--manifest"] + files)
+        _MANIFEST.append(out.decode("utf-8"))
+    return _MANIFEST[0]
+
+
+def load_agent(link=None, lazy=False):
+    """The agent namespace, built the way libfpagent.so builds it: core.py
+    and the manifest, then the other files through core's _fp_load -- all
+    of them, unless lazy (then each command loads its files on first use,
+    as in a target)."""
     link = link or FakeLink()
+    files = sorted(glob.glob(os.path.join(AGENT_PY, "*.py")))
+    texts = {}
+    for f in files:
+        with open(f) as fh:
+            texts[os.path.basename(f)] = fh.read()
     ns = {"__name__": "_fpagent", "__builtins__": __builtins__,
+          "_fp_source": texts.get,
           "_fp_send": link.send, "_fp_recv": link.recv,
           "_fp_cancelled": lambda rid: rid in link.cancelled,
           "_fp_async_exc": _async_exc}
-    files = sorted(glob.glob(os.path.join(AGENT_PY, "*.py")))
-    files.sort(key=lambda f: (os.path.basename(f) != "core.py", os.path.basename(f)))
-    for f in files:
-        with open(f) as fh:
-            code = compile(fh.read(), "<fpagent>/" + os.path.basename(f), "exec")
-        exec(code, ns)
+    exec(compile(texts["core.py"], "<fpagent>/core.py", "exec"), ns)
+    exec(compile(_manifest(files), "<fpagent>/_manifest.py", "exec"), ns)
+    if not lazy:
+        for name in sorted(texts):
+            ns["_fp_load"](name[:-3])
     ns["_link"] = link
     return ns
 
