@@ -14,19 +14,8 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "inject.h"
 #include "proc.h"
-
-static bool helper_loaded(pid_t pid)
-{
-	struct fp_maps maps;
-	if (fp_maps_read(pid, &maps) != 0)
-		return false;
-	bool found = false;
-	for (size_t i = 0; i < maps.n && !found; i++)
-		found = maps.v[i].path && strstr(maps.v[i].path, "libfpagent") != NULL;
-	fp_maps_free(&maps);
-	return found;
-}
 
 static json_t *process_event(struct fp_req *r, const struct fp_proc_info *info,
 			     const struct fp_python *py)
@@ -47,7 +36,7 @@ static json_t *process_event(struct fp_req *r, const struct fp_proc_info *info,
 	json_object_set_new(ev, "version", json_string(py->version));
 	json_object_set_new(ev, "build", json_string(build));
 	json_object_set_new(ev, "exe", json_string(info->exe));
-	json_object_set_new(ev, "helper", json_boolean(helper_loaded(info->pid)));
+	json_object_set_new(ev, "helper", json_boolean(fp_inject_agent_loaded(info->pid)));
 	return ev;
 }
 
