@@ -7,7 +7,8 @@ after -n, the method running its original code again; records outlive the
 session that took them; -l with -m and -f; -i shows target, arguments,
 keyword arguments, return value or exception with its traceback, as they
 were at the call (the order's later change is not in the record); -i -p
-replays under a new index; -d, -da and the errors after them; bad input
+replays under a new index; -d, -da and the errors after them; the caps;
+bad input
 (SPEC §5: one line, nothing changed, the target unharmed)."""
 
 import re
@@ -188,6 +189,18 @@ def test_delete(tt, target):
 def _held(tt):
     idx = [x.index for x in rows(tt("-l").out)]
     return len(idx), idx[0], idx[-1]
+
+
+def test_caps(tt):
+    """--max-records with -t: the store keeps the newest; alone: caps set."""
+    r = tt("-t", "__main__", "add", "-n", "5", "--max-records", "3")
+    taken = [x.index for x in rows(r.out)]
+    assert len(taken) == 5, r.out
+    assert [x.index for x in rows(tt("-l").out)] == taken[2:]
+    out = tt("--max-records", "1000", "--max-mb", "32").out
+    assert re.match(r"Caps set: the store holds 3 records, [\d.]+ (B|KiB|MiB) \(at most 1000 "
+                    r"records, 32\.0 MiB\)\.\n\Z", out), out
+    tt("--max-mb", "64")
 
 
 def test_cancel_restores(fpctl, target):
