@@ -4,10 +4,10 @@ interpreter by checkrun.py (CPython 3.6+ syntax only).  The recorded
 calls are made by the check's own thread, the request runs on another
 as in the target."""
 import asyncio
+import gc
 import socket
 import sys
 import threading
-import time
 import types
 
 import harness
@@ -239,7 +239,6 @@ def check_text_for_uncopyable_values(ns):
     eq(v["value_type"], "list")
     assert "'x'" in v["value"] and "lock" in v["value"], v
     # Nothing kept the live objects: the generator is unreferenced by tt.
-    import gc
     holders = [r for r in gc.get_referrers(gen) if type(r).__name__ in ("_TTRecord", "_TTText")]
     eq(holders, [])
 
@@ -382,10 +381,9 @@ def check_replay_refused(ns):
     msg = fails(ns, {"index": 1000, "play": True})
     assert msg.startswith("tt: record 1000 was deleted"), msg
     # The target is gone and was not copyable (it held a lock).
-    svc = mod.Service()
-    record(ns, ["fptt_mod", "Service", "handle"], [lambda: svc.handle({"n": 1})])
-    del svc
-    import gc
+    live = [mod.Service()]
+    record(ns, ["fptt_mod", "Service", "handle"], [lambda: live[0].handle({"n": 1})])
+    del live[:]
     gc.collect()
     msg = fails(ns, {"index": 1001, "play": True})
     assert msg.startswith("tt: record 1001 cannot be replayed: the target object is gone and "
