@@ -578,7 +578,8 @@ class _InstrTramp(_InstrPoint):
         if nested and code.co_freevars:
             objs[_INSTR_K_FRESH] = self._fresh_fn(tramp, globs)
         elif nested:
-            objs[_INSTR_K_ORIG] = types.FunctionType(code, globs, code.co_name)
+            self.copy = types.FunctionType(code, globs, code.co_name)
+            objs[_INSTR_K_ORIG] = self.copy
         else:
             self.copy = types.FunctionType(code, globs, rec.func.__name__, None,
                                            rec.func.__closure__)
@@ -612,7 +613,8 @@ class _InstrTramp(_InstrPoint):
         import weakref
         if on and not self.patched:
             for f in gc.get_referrers(self.code):
-                if type(f) is types.FunctionType and f.__code__ is self.code:
+                if type(f) is types.FunctionType and f.__code__ is self.code and \
+                        f is not self.copy:
                     f.__code__ = self.tramp
                     self.patched.append(weakref.ref(f))
         elif not on:

@@ -35,6 +35,19 @@ def _watch_compile(req, option, text):
                            code="bad_expression", exit=2)
 
 
+def _watch_exc_text(e):
+    """`Type: message` as Python prints it for builtin exceptions (KeyError
+    quotes its key), exc_text's safe form for the application's own."""
+    t = type(e)
+    if _render_type_parts(t)[0] == "builtins":
+        try:
+            msg = t.__str__(e)
+            return "%s: %s" % (t.__name__, msg) if msg else t.__name__
+        except Exception:
+            pass
+    return exc_text(e)
+
+
 def _watch_eval(code, scope):
     """(value, None) or (None, error text): the user's expression may raise
     anything, exit() included; only Ctrl-C of the application goes on."""
@@ -43,7 +56,7 @@ def _watch_eval(code, scope):
     except KeyboardInterrupt:
         raise
     except BaseException as e:
-        return None, exc_text(e)
+        return None, _watch_exc_text(e)
 
 
 class _WatchHooks(object):
@@ -153,7 +166,7 @@ def _watch_traceback(exc, tb):
     application's code (its __str__): frames as traceback prints them."""
     import traceback
     frames = "".join(traceback.format_list(traceback.extract_tb(tb)))
-    return "Traceback (most recent call last):\n%s%s" % (frames, exc_text(exc))
+    return "Traceback (most recent call last):\n%s%s" % (frames, _watch_exc_text(exc))
 
 
 @command("watch")

@@ -62,6 +62,11 @@ class Service(object):
             return base + y * scale
         return inner(x)
 
+    def plain_inner(self, x):
+        def twice(v):
+            return v * 2
+        return twice(x)
+
     def make_inner(self):
         seen = []
 
@@ -394,20 +399,24 @@ def check_nested_inner(ns):
     log = Log()
     inst, _ = instrument(ns, "Service", "outer", nested="inner", hooks=log)
     inst2, _ = instrument(ns, "Service", "make_inner", nested="kept", hooks=log)
+    inst3, _ = instrument(ns, "Service", "plain_inner", nested="twice", hooks=log)
     assert inst.label == "checks.Service.outer.inner", inst.label
     assert s.outer(3) == 106
     assert kept("a") == 1 and s.make_inner()("b") == 1
+    assert s.plain_inner(5) == 10
     inner_code = [c for c in outer_code.co_consts if getattr(c, "co_name", "") == "inner"][0]
     kept_inner = [c for c in kept_code.co_consts if getattr(c, "co_name", "") == "kept"][0]
     inst.remove()
     inst2.remove()
+    inst3.remove()
     assert Service.outer.__code__ is outer_code and Service.make_inner.__code__ is kept_code
     assert kept.__code__ is kept_inner
     assert s.outer(1) == 102
     ev = log.events
     assert ev[0] == ("enter", None, (3, 2), {}, False) and ev[1] == ("exit", 106, None), ev
     assert ev[2] == ("enter", None, ("a",), {}, False) and ev[4][2] == ("b",), ev
-    assert len(ev) == 6, ev
+    assert ev[6] == ("enter", None, (5,), {}, False) and ev[7] == ("exit", 10, None), ev
+    assert len(ev) == 8, ev
     assert s.outer.__code__.co_consts.count(inner_code) == 1
     tool_free(ns)
 
