@@ -103,22 +103,38 @@ static const struct cli_command shell_commands[] = {
     },
     {
 	.name = "trace",
-	.state = CLI_PLANNED,
-	.id = CLI_CMD_OTHER,
+	.state = CLI_AVAILABLE,
+	.id = CLI_CMD_AGENT,
+	.agent = &cli_agent_trace,
 	.summary = "Tree of the calls inside each call, with their costs",
 	.usage = "trace module [class] method [-i MS] [-et MS] [-d N] [-n N] [-f F] "
 		 "[-nm inner]",
-	.description = "For each call, the tree of Python and C calls made inside it with\n"
-		       "their cost. Any profiler the application had set is restored\n"
-		       "afterwards. Needs the in-process helper.",
-	.examples =
-	    EX("trace __main__ func", "trace __main__ func -i 1", "trace __main__ classA func"),
+	.description = "For each call of the method, the tree of the Python and C (<built-in>)\n"
+		       "functions it called, with the time spent in each, under a header with\n"
+		       "the time of the call, its thread and its cost. Calls of one function\n"
+		       "from one place are one node with their count and total time. -i hides\n"
+		       "nodes cheaper than MS (default 0.1 ms); -d shows every node down to N\n"
+		       "levels instead. A coroutine is followed across its awaits: the time it\n"
+		       "was suspended shows as an [await] node under the call that awaited.\n"
+		       "Only the thread running a traced call is traced, and only while it\n"
+		       "runs; a profiler the application set (sys.setprofile, cProfile) keeps\n"
+		       "working and is restored exactly. The method gets its original code back\n"
+		       "when the trace ends: after -n calls, Ctrl-C, --timeout, quit or detach.\n"
+		       "Needs the in-process helper.",
+	.examples = EX("trace __main__ func", "trace __main__ func -i 1",
+		       "trace __main__ classA func -d 3", "trace __main__ classA func -et 30 -n 5",
+		       "trace __main__ func -f \"args[0]['query']=='hello'\"",
+		       "trace __main__ outer -nm inner"),
 	.options =
-	    OPTS({"-i, --interval MS", "hide calls cheaper than MS (default 0.1)"},
-		 {"-et, --entrance_time MS", "print only calls taking at least MS"},
-		 {"-d, --depth N", "limit the tree to N levels instead of -i"},
-		 {"-n, --limits N", "stop after N calls (default 10)"},
-		 {"-f, --filter F", "trace only calls for which F is true"},
+	    OPTS({"module", "runtime module name (__main__ for the script)"},
+		 {"class", "class of the method, if any (Outer.Inner for a nested one)"},
+		 {"method", "function, method, classmethod, staticmethod or property"},
+		 {"-i, --interval MS", "hide calls cheaper than MS (default 0.1)"},
+		 {"-et, --entrance_time MS", "show only calls taking at least MS in all"},
+		 {"-d, --depth N", "show every call down to N levels instead of -i"},
+		 {"-n, --limits N", "stop after N calls shown (default 10)"},
+		 {"-f, --filter F",
+		  "show only calls for which F is true (target, args, kwargs, return_obj, cost)"},
 		 {"-nm, --nested-method inner", "trace the function inner defined in method"}),
     },
     {
@@ -503,7 +519,7 @@ static const struct cli_command top_commands[] = {
 	.name = "detach",
 	.state = CLI_AVAILABLE,
 	.id = CLI_CMD_DETACH,
-	.summary = "End every helper session on a process, removing its instrumentation",
+	.summary = "End the helper sessions on a process, undo their hooks",
 	.usage = "fpctl detach PID",
 	.description = "Ends the helper sessions of every client attached to the process:\n"
 		       "what watch, trace and tt installed is removed and the functions run\n"

@@ -108,8 +108,12 @@ static void test_commands(void **state)
 	assert_int_equal(PARSE(&inv, &err, "help", "a", "b"), 2);
 
 	assert_int_equal(PARSE(&inv, &err, "detach", "12"), 0);
-	assert_int_equal(inv.action, CLI_ACT_PLANNED);
-	assert_string_equal(inv.planned, "detach");
+	assert_int_equal(inv.action, CLI_ACT_DETACH);
+	assert_int_equal(inv.pid, 12);
+	assert_int_equal(PARSE(&inv, &err, "detach"), 2);
+	assert_string_equal(err.msg, "detach needs a process id: fpctl detach PID");
+	assert_int_equal(PARSE(&inv, &err, "detach", "x"), 2);
+	assert_string_equal(err.msg, "detach: 'x' is not a process id");
 	assert_int_equal(PARSE(&inv, &err, "record", "--anything"), 0);
 	assert_int_equal(inv.action, CLI_ACT_PLANNED);
 	assert_int_equal(PARSE(&inv, &err, "record", "--help"), 0);
@@ -149,9 +153,17 @@ static void test_attach_forms(void **state)
 	assert_string_equal(inv.help_topic, "attach");
 
 	/* Planned commands are recognised but their arguments are not judged. */
-	assert_int_equal(PARSE(&inv, &err, "attach", "42", "watch", "__main__", "f", "-zz"), 0);
+	assert_int_equal(PARSE(&inv, &err, "attach", "42", "gpu", "-zz"), 0);
 	assert_int_equal(inv.action, CLI_ACT_RUN);
 	assert_int_equal(inv.cmd.def->state, CLI_PLANNED);
+
+	/* Helper commands are checked against their option tables. */
+	assert_int_equal(PARSE(&inv, &err, "attach", "42", "getglobal", "__main__", "x", "-x", "2"),
+			 0);
+	assert_int_equal(inv.cmd.def->id, CLI_CMD_AGENT);
+	assert_int_equal(PARSE(&inv, &err, "attach", "42", "getglobal", "__main__", "x", "-x", "9"),
+			 2);
+	assert_string_equal(err.topic, "getglobal");
 
 	assert_int_equal(PARSE(&inv, &err, "attach", "42", "help", "watch"), 0);
 	assert_int_equal(inv.cmd.def->id, CLI_CMD_HELP);
@@ -323,15 +335,18 @@ static void test_command_table(void **state)
 	    "module", "reload", "perf",	   "top",   "console", "mem",	    "gilstat",
 	    "torch",  "gpu",	"history", "cls",   "quit",    "exit",
 	};
-	static const char *const available[] = {"help",	   "stack", "perf", "top", "gilstat",
-						"history", "cls",   "quit", "exit"};
+	/* torch and gpu come with their own release; everything else runs. */
+	static const char *const planned[] = {"torch", "gpu"};
 	for (size_t i = 0; i < sizeof(spec) / sizeof(spec[0]); i++) {
 		const struct cli_command *c = cli_command_find(CLI_SHELL, spec[i]);
 		assert_non_null(c);
-		bool avail = false;
-		for (size_t k = 0; k < sizeof(available) / sizeof(available[0]); k++)
-			avail |= strcmp(available[k], spec[i]) == 0;
-		assert_int_equal(c->state, avail ? CLI_AVAILABLE : CLI_PLANNED);
+		bool later = false;
+		for (size_t k = 0; k < sizeof(planned) / sizeof(planned[0]); k++)
+			later |= strcmp(planned[k], spec[i]) == 0;
+		assert_int_equal(c->state, later ? CLI_PLANNED : CLI_AVAILABLE);
+		/* Available means implemented: a handler, or a helper option table. */
+		assert_true(c->state == CLI_PLANNED ? c->id == CLI_CMD_OTHER : c->id != CLI_CMD_OTHER);
+		assert_true((c->id == CLI_CMD_AGENT) == (c->agent != NULL));
 	}
 	for (enum cli_scope s = CLI_TOP; s <= CLI_SHELL; s++) {
 		const struct cli_command *c;
@@ -347,7 +362,7 @@ static void test_command_table(void **state)
 	static const char *const top[] = {"ps", "status", "attach", "detach", "record", "help"};
 	for (size_t i = 0; i < sizeof(top) / sizeof(top[0]); i++)
 		assert_non_null(cli_command_find(CLI_TOP, top[i]));
-	assert_int_equal(cli_command_find(CLI_TOP, "detach")->state, CLI_PLANNED);
+	assert_int_equal(cli_command_find(CLI_TOP, "detach")->state, CLI_AVAILABLE);
 	assert_int_equal(cli_command_find(CLI_TOP, "record")->state, CLI_PLANNED);
 }
 
@@ -369,13 +384,15 @@ static void test_help_text(void **state)
 	char *t = capture_help(NULL, CLI_SHELL, &rc);
 	assert_int_equal(rc, 0);
 	assert_non_null(strstr(t, "  stack      available  "));
-	assert_non_null(strstr(t, "  watch      planned    "));
+	assert_non_null(strstr(t, "  watch      available  "));
+	assert_non_null(strstr(t, "  gpu        planned    "));
 	assert_null(strstr(t, "  ps "));
 	assert_null(strchr(t, '\033'));
 	free(t);
 	t = capture_help(NULL, CLI_TOP, &rc);
 	assert_non_null(strstr(t, "  ps         available  "));
-	assert_non_null(strstr(t, "  detach     planned    "));
+	assert_non_null(strstr(t, "  detach     available  "));
+	assert_non_null(strstr(t, "  record     planned    "));
 	assert_non_null(strstr(t, "  gilstat    available  "));
 	free(t);
 	t = capture_help("stack", CLI_SHELL, &rc);
@@ -386,8 +403,8 @@ static void test_help_text(void **state)
 	assert_non_null(strstr(t, "\nOPTIONS:\n  pid  "));
 	assert_null(strstr(t, "Planned"));
 	free(t);
-	t = capture_help("watch", CLI_SHELL, &rc);
-	assert_non_null(strstr(t, "Planned: watch is not available yet in this version of fpd."));
+	t = capture_help("gpu", CLI_SHELL, &rc);
+	assert_non_null(strstr(t, "Planned: gpu is not available yet in this version of fpd."));
 	free(t);
 	/* Long usages wrap between tokens, never inside a bracket. */
 	t = capture_help("perf", CLI_SHELL, &rc);
