@@ -32,6 +32,7 @@ struct console {
 	char prompt[16];
 	int status; /* once the request is over: fpctl's exit status */
 	bool over;
+	bool started; /* the helper's first prompt came: statements can run */
 };
 
 static long long now_ms(void)
@@ -171,8 +172,10 @@ static bool on_frame(struct console *c, json_t *m)
 		return false;
 	const char *ev = cli_jstr(m, "event", "");
 	bool prompt = strcmp(ev, "console_prompt") == 0;
-	if (prompt)
+	if (prompt) {
 		snprintf(c->prompt, sizeof(c->prompt), "%s", cli_jstr(m, "prompt", ">>> "));
+		c->started = true;
+	}
 	if (ctx->g.json) {
 		cli_print_json(stdout, m);
 		fflush(stdout);
@@ -211,7 +214,8 @@ static void wait_prompt(struct console *c)
 		int sig = cli_signal_pending();
 		if (sig && cancel_deadline < 0) {
 			cli_signal_clear();
-			if (sig == SIGINT && !interrupted) {
+			/* Before the first prompt (waiting for the GIL) there is no statement. */
+			if (sig == SIGINT && !interrupted && c->started) {
 				interrupted = true;
 				if (send_input(c, "interrupt", json_true())) {
 					request_over(c, 1);
@@ -219,7 +223,7 @@ static void wait_prompt(struct console *c)
 				}
 				continue;
 			}
-			if (sig == SIGINT)
+			if (sig == SIGINT && c->started)
 				fprintf(
 				    stderr,
 				    "%sthe statement does not stop (a blocking call?); leaving the "
