@@ -2,6 +2,7 @@
 #
 # Nothing runs on the loops: tasks are read from asyncio's registries
 # (tasks._all_tasks in 3.7-3.11, _scheduled_tasks and _eager_tasks from 3.12,
+# all_tasks(loop), a walk of them, for a loop found on a stack, or
 # Task.all_tasks(loop) in 3.6) and from their attributes (_coro, _loop,
 # _state, _fut_waiter), which the C and the Python Task both have; the
 # coroutines' own links (cr_await, gi_yieldfrom) give each task's chain of
@@ -58,15 +59,18 @@ def _aio_all_tasks(asyncio, loops):
         registry = getattr(tasks_mod, name, None)
         if registry is not None and not callable(registry):
             found.extend(_aio_copy(registry))
-    if not found:
-        # 3.6: the C Task keeps its registry private; ask it per loop
-        for cls in (getattr(asyncio, "Task", None), getattr(tasks_mod, "_PyTask", None)):
-            all_tasks = getattr(cls, "all_tasks", None)
-            for loop in loops:
-                try:
-                    found.extend(all_tasks(loop))
-                except Exception:
-                    pass
+    # Per loop found on a stack: 3.14 keeps native tasks in per-thread lists
+    # only all_tasks(loop) walks, and 3.6's C Task keeps its registry private.
+    askers = [getattr(asyncio, "all_tasks", None)]
+    if askers[0] is None:
+        askers = [getattr(getattr(asyncio, "Task", None), "all_tasks", None),
+                  getattr(getattr(tasks_mod, "_PyTask", None), "all_tasks", None)]
+    for all_tasks in askers:
+        for loop in loops:
+            try:
+                found.extend(all_tasks(loop))
+            except Exception:
+                pass
     seen, out = set(), []
     for t in found:
         if id(t) not in seen:
