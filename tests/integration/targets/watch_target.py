@@ -103,6 +103,26 @@ ORIG = {
 }
 
 
+def instrumented():
+    """What differs from the start: functions whose code object is not the
+    one they had, and sys.monitoring tool ids in use."""
+    now = {
+        "handle": Service.handle.__code__,
+        "create": Service.__dict__["create"].__func__.__code__,
+        "checksum": Service.__dict__["checksum"].__func__.__code__,
+        "fail": Service.fail.__code__,
+        "outer": Service.outer.__code__,
+        "fetch": fetch.__code__,
+        "numbers": numbers.__code__,
+        "add": add.__code__,
+    }
+    out = sorted(k for k in ORIG if now[k] is not ORIG[k])
+    mon = getattr(sys, "monitoring", None)
+    if mon is not None:
+        out += ["tool %d: %s" % (i, mon.get_tool(i)) for i in range(6) if mon.get_tool(i)]
+    return out
+
+
 def caller():
     i = 0
     while True:
