@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The stack sampler: a perf_event program (one cpu-clock event per CPU,
- * opened with pid=-1, filtered here by tgid: a per-task event would follow
- * one thread only) that walks the Python frames of the target's running
- * thread and sends code addresses and instruction positions to user space.
- * Names and lines are resolved there, once per code object.
+ * The stack sampler: on each CPU, at the requested rate, a program walks
+ * the Python frames of the thread running there when it belongs to the
+ * target (filtered here by tgid: a per-task event would follow one thread
+ * only), and sends code addresses and instruction positions to user space.
+ * Names and lines are resolved there, once per code object.  The scheduler
+ * tick drives it up to the tick's rate, a cpu-clock perf event above
+ * (sample_tick, sample).
  *
  * The verifier recipe of ../shared/research/bpf-notes.md: offsets come from
  * frozen .rodata (the verifier sees constants and prunes every other
@@ -14,6 +16,7 @@
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
 
 /*
  * vmlinux.h defines the fixed-width types fp/layout.h uses; the host's
@@ -204,14 +207,13 @@ static __always_inline uint32_t copy_user_stack(struct fp_sampler_event *ev)
 	return len;
 }
 
-SEC("perf_event")
-int sample(struct bpf_perf_event_data *ctx)
+/* One sample of whatever runs on this CPU, kept when it is the target. */
+static __always_inline int take_sample(void)
 {
 	const volatile struct fp_layout *l = &cfg.layout;
 	uint64_t id = bpf_get_current_pid_tgid();
 	uint32_t tid = (uint32_t)id, zero = 0;
 	struct walk w = {};
-	(void)ctx;
 
 	if ((id >> 32) != cfg.tgid)
 		return 0;
@@ -273,6 +275,49 @@ int sample(struct bpf_perf_event_data *ctx)
 	else
 		count(FP_SCNT_SENT);
 	return 0;
+}
+
+/* Rates above the kernel's tick: a cpu-clock event per CPU fires it. */
+SEC("perf_event")
+int sample(struct bpf_perf_event_data *ctx)
+{
+	(void)ctx;
+	return take_sample();
+}
+
+/* Per CPU: tick time not yet turned into a sample (ns). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, uint32_t);
+	__type(value, uint64_t);
+} tick_credit SEC(".maps");
+
+/*
+ * Rates up to the tick's: the scheduler tick takes the sample when one is
+ * due, so sampling adds no interrupt of its own (a cpu-clock event is an
+ * interrupt per sample, which costs a virtual machine tens of microseconds
+ * each: bench/RESULTS.md).  Each tick stands for 1/HZ s of the CPU's time,
+ * as the kernel's own CPU-time accounting has it: a sample is taken each
+ * time the ticks seen on this CPU add up to another period, of whatever
+ * runs there, like the cpu-clock event does.  A BTF tracepoint on the
+ * tick's hrtimer, because this kernel refuses fentry programs and has no
+ * kprobes; it fires in the timer interrupt, on the interrupted task.
+ */
+SEC("tp_btf/hrtimer_expire_entry")
+int BPF_PROG(sample_tick, struct hrtimer *timer)
+{
+	uint32_t zero = 0;
+	if ((uint64_t)timer->function != cfg.tick_fn)
+		return 0;
+	uint64_t *credit = bpf_map_lookup_elem(&tick_credit, &zero);
+	if (!credit)
+		return 0;
+	*credit += cfg.tick_ns;
+	if (*credit < cfg.period_ns)
+		return 0;
+	*credit -= cfg.period_ns;
+	return take_sample();
 }
 
 char LICENSE[] SEC("license") = "GPL";

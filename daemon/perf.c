@@ -12,12 +12,15 @@
  *
  * Event (perf: exactly one, when sampling stops; top: one per second):
  *   {"event":"profile","samples":N,"lost":n,"faulted":n,"dropped":n,
- *    "duration_s":x,"rate":r,"exited":b,"frames":[...],"stacks":[...]}
+ *    "duration_s":x,"rate":r,"exited":b,"trigger":"tick"|"cpu-clock"|"timer",
+ *    "bpf":{"runs":n,"run_ns":n,"verified_insns":n},"frames":[...],"stacks":[...]}
  * "samples" is what the stacks hold; "lost" and "faulted" are the sampler's
  * (samples the kernel side could not deliver, walks cut by a fault);
  * "dropped" counts samples the profile had no room for (FP_PROFILE_MAX_BYTES);
- * "exited" says the target exited while sampled.  Frames and stacks as in
- * daemon/profile.h.
+ * "exited" says the target exited while sampled; "trigger" what took the
+ * samples (sampler.h); "bpf" the program's runs (for every task on every
+ * CPU: it filters) and their time, 0 unless kernel.bpf_stats_enabled is set
+ * (bench/sampler.sh sets it).  Frames and stacks as in daemon/profile.h.
  */
 #include <errno.h>
 #include <math.h>
@@ -130,6 +133,13 @@ static json_t *profile_event(struct fp_req *r, struct fp_sampler *s, const struc
 	json_object_set_new(ev, "duration_s", json_real(elapsed));
 	json_object_set_new(ev, "rate", json_integer(rate));
 	json_object_set_new(ev, "exited", json_boolean(exited));
+	json_object_set_new(ev, "trigger", json_string(st.trigger));
+	json_t *k =
+	    json_pack("{s:I, s:I, s:I}", "runs", (json_int_t)(st.kernel_runs - prev->kernel_runs),
+		      "run_ns", (json_int_t)(st.kernel_ns - prev->kernel_ns), "verified_insns",
+		      (json_int_t)st.kernel_insns);
+	if (k)
+		json_object_set_new(ev, "bpf", k);
 	*prev = st;
 	if (fp_profile_to_json(p, ev)) {
 		json_decref(ev);

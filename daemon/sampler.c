@@ -1,7 +1,10 @@
 /*
  * The sampler behind `perf` and `top` (see sampler.h).
  *
- * On-CPU sampling: bpf/sampler.bpf.c runs on a cpu-clock event per CPU and
+ * On-CPU sampling: bpf/sampler.bpf.c runs in the timer interrupts the
+ * kernel takes anyway (its scheduler tick among them) when the rate is at
+ * most the tick's (CONFIG_HZ), else on a cpu-clock event per CPU, whose
+ * interrupt per sample is what sampling costs a virtual machine most; it
  * sends (code address, instruction position) pairs through a ring buffer
  * without waking us; fp_sampler_poll drains it on its own timer, resolves
  * each code object once (py/codecache.c, revalidated every poll) and its
@@ -37,13 +40,16 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <linux/perf_event.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "fp/sampler.h"
 #include "proc.h"
@@ -70,10 +76,11 @@ struct fp_sampler {
 	struct fp_codecache codes;
 
 	struct sampler_bpf *skel;
+	struct bpf_program *prog; /* the one loaded: sample_tick or sample */
 	struct bpf_link **links;
-	int ncpu;
+	int nlinks;
+	int ncpu; /* possible CPUs: the per-CPU counters' width */
 	struct ring_buffer *rb;
-	int stats_fd;
 
 	struct tinfo *threads;
 	size_t nthreads;
@@ -669,30 +676,40 @@ void fp_sampler_stats(const struct fp_sampler *s, struct fp_sampler_stats *out)
 	out->samples = s->samples;
 	out->lost = s->lost + kernel_counter(s, FP_SCNT_LOST);
 	out->faulted = s->faulted + kernel_counter(s, FP_SCNT_FAULTED);
-	if (s->skel) {
-		struct bpf_prog_info info;
-		uint32_t len = sizeof(info);
-		memset(&info, 0, sizeof(info));
-		if (bpf_obj_get_info_by_fd(bpf_program__fd(s->skel->progs.sample), &info, &len) ==
-		    0) {
-			out->kernel_runs = info.run_cnt;
-			out->kernel_ns = info.run_time_ns;
-			out->kernel_insns = info.verified_insns;
-		}
+	if (s->o.idle) {
+		out->trigger = "timer";
+		return;
 	}
+	out->trigger = s->prog == s->skel->progs.sample_tick ? "tick" : "cpu-clock";
+	struct bpf_prog_info info;
+	uint32_t len = sizeof(info);
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(bpf_program__fd(s->prog), &info, &len) == 0) {
+		out->kernel_runs = info.run_cnt;
+		out->kernel_ns = info.run_time_ns;
+		out->kernel_insns = info.verified_insns;
+	}
+}
+
+static void stop_bpf(struct fp_sampler *s)
+{
+	for (int i = 0; i < s->nlinks; i++)
+		bpf_link__destroy(s->links[i]);
+	free(s->links);
+	s->links = NULL;
+	s->nlinks = 0;
+	ring_buffer__free(s->rb);
+	s->rb = NULL;
+	sampler_bpf__destroy(s->skel);
+	s->skel = NULL;
+	s->prog = NULL;
 }
 
 void fp_sampler_close(struct fp_sampler *s)
 {
 	if (!s)
 		return;
-	for (int i = 0; s->links && i < s->ncpu; i++)
-		bpf_link__destroy(s->links[i]);
-	free(s->links);
-	ring_buffer__free(s->rb);
-	sampler_bpf__destroy(s->skel);
-	if (s->stats_fd >= 0)
-		close(s->stats_fd);
+	stop_bpf(s);
 	fp_codecache_free(&s->codes);
 	fp_mem_proc_close(&s->mp);
 	if (s->dwfl)
@@ -751,6 +768,141 @@ static int loud(enum libbpf_print_level level, const char *fmt, va_list ap)
 	return vfprintf(stderr, fmt, ap);
 }
 
+/* What tick-driven sampling needs to know of the kernel; 0 where unknown. */
+static struct {
+	int hz;		  /* CONFIG_HZ */
+	uint64_t handler; /* the tick hrtimer's function */
+} ktick;
+static pthread_once_t tick_once = PTHREAD_ONCE_INIT;
+
+/*
+ * CONFIG_HZ from the kernel's configuration (gzopen reads a plain file as
+ * it is), and the tick's hrtimer function from kallsyms: tick_nohz_handler
+ * since Linux 6.9, tick_sched_timer before.
+ */
+static void find_tick(void)
+{
+	gzFile z = gzopen("/proc/config.gz", "rb");
+	struct utsname u;
+	if (!z && uname(&u) == 0) {
+		char path[sizeof(u.release) + 16];
+		snprintf(path, sizeof(path), "/boot/config-%s", u.release);
+		z = gzopen(path, "rb");
+	}
+	char line[512];
+	while (z && !ktick.hz && gzgets(z, line, sizeof(line)))
+		if (sscanf(line, "CONFIG_HZ=%d", &ktick.hz) != 1 || ktick.hz <= 0)
+			ktick.hz = 0;
+	if (z)
+		gzclose(z);
+	FILE *f = fopen("/proc/kallsyms", "r");
+	while (f && !ktick.handler && fgets(line, sizeof(line), f)) {
+		unsigned long long addr;
+		char type, name[128];
+		if (sscanf(line, "%llx %c %127s", &addr, &type, name) == 3 &&
+		    (type == 't' || type == 'T') &&
+		    (strcmp(name, "tick_nohz_handler") == 0 ||
+		     strcmp(name, "tick_sched_timer") == 0))
+			ktick.handler = addr;
+	}
+	if (f)
+		fclose(f);
+}
+
+/* One cpu-clock event per CPU, each running the program. */
+static int attach_perf_events(struct fp_sampler *s, char *err, size_t errlen)
+{
+	s->links = calloc((size_t)s->ncpu, sizeof(*s->links));
+	if (!s->links) {
+		snprintf(err, errlen, "out of memory for the sampler's perf events");
+		return -1;
+	}
+	int attached = 0;
+	for (int cpu = 0; cpu < s->ncpu; cpu++) {
+		struct perf_event_attr a = {
+		    .type = PERF_TYPE_SOFTWARE,
+		    .size = sizeof(a),
+		    .config = PERF_COUNT_SW_CPU_CLOCK,
+		    .sample_period = 1000000000ULL / (uint64_t)s->o.rate_hz,
+		};
+		/* All tasks on this CPU: the program keeps the target's (a per-task event
+		 * would follow one thread only). */
+		int fd = (int)syscall(SYS_perf_event_open, &a, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+		if (fd < 0) {
+			if (errno == ENODEV)
+				continue; /* a possible CPU that is offline */
+			snprintf(err, errlen, "perf_event_open (cpu-clock) on CPU %d failed: %s",
+				 cpu, strerror(errno));
+			return -1;
+		}
+		struct bpf_link *link = bpf_program__attach_perf_event(s->prog, fd);
+		if (!link) {
+			int e = errno;
+			close(fd);
+			snprintf(err, errlen,
+				 "attaching the sampler to the perf event of CPU %d failed: %s",
+				 cpu, strerror(e));
+			return -1;
+		}
+		s->links[s->nlinks++] = link;
+		attached++;
+	}
+	if (!attached) {
+		snprintf(err, errlen, "no online CPU to sample on");
+		return -1;
+	}
+	return 0;
+}
+
+/* Loads the program for one trigger (tick or perf events) and starts it. */
+static int start_bpf(struct fp_sampler *s, const struct fp_sampler_cfg *cfg, bool tick, char *err,
+		     size_t errlen)
+{
+	s->skel = sampler_bpf__open();
+	if (!s->skel) {
+		snprintf(err, errlen, "opening the sampler's BPF object failed: %s",
+			 strerror(errno));
+		return -1;
+	}
+	memcpy((void *)&s->skel->rodata->cfg, cfg, sizeof(*cfg));
+	s->prog = tick ? s->skel->progs.sample_tick : s->skel->progs.sample;
+	bpf_program__set_autoload(s->skel->progs.sample_tick, tick);
+	bpf_program__set_autoload(s->skel->progs.sample, !tick);
+	int rc = sampler_bpf__load(s->skel);
+	if (rc) {
+		snprintf(err, errlen,
+			 "loading the sampler's BPF program failed: %s (refused by the verifier, "
+			 "or fpd lacks CAP_BPF and CAP_PERFMON)",
+			 strerror(-rc));
+		return -1;
+	}
+	s->rb = ring_buffer__new(bpf_map__fd(s->skel->maps.events), on_event, s, NULL);
+	if (!s->rb) {
+		snprintf(err, errlen, "creating the sampler's ring buffer reader failed: %s",
+			 strerror(errno));
+		return -1;
+	}
+	/* The tid map must be filled before the first sample arrives. */
+	refresh_threads(s);
+	s->ncpu = libbpf_num_possible_cpus();
+	if (s->ncpu <= 0) {
+		snprintf(err, errlen, "counting the CPUs failed: %s", strerror(-s->ncpu));
+		return -1;
+	}
+	if (!tick)
+		return attach_perf_events(s, err, errlen);
+	s->links = calloc(1, sizeof(*s->links));
+	if (s->links)
+		s->links[0] = bpf_program__attach(s->prog);
+	if (!s->links || !s->links[0]) {
+		snprintf(err, errlen, "attaching the sampler to the timer interrupts failed: %s",
+			 strerror(errno));
+		return -1;
+	}
+	s->nlinks = 1;
+	return 0;
+}
+
 static int open_bpf(struct fp_sampler *s, char *err, size_t errlen)
 {
 	const struct fp_layout *l = &s->py.layout;
@@ -781,84 +933,21 @@ static int open_bpf(struct fp_sampler *s, char *err, size_t errlen)
 		cfg.flags |= FP_SAMPLER_NATIVE;
 	}
 
+	pthread_once(&tick_once, find_tick);
+	cfg.period_ns = 1000000000ULL / (uint64_t)s->o.rate_hz;
+	cfg.tick_ns = ktick.hz ? 1000000000ULL / (uint64_t)ktick.hz : 0;
+	cfg.tick_fn = ktick.handler;
 	/* FPD_BPF_DEBUG=1: libbpf's log, the verifier's included, on stderr. */
 	libbpf_set_print(getenv("FPD_BPF_DEBUG") ? loud : quiet);
-	s->skel = sampler_bpf__open();
-	if (!s->skel) {
-		snprintf(err, errlen, "opening the sampler's BPF object failed: %s",
-			 strerror(errno));
-		return -1;
-	}
-	memcpy((void *)&s->skel->rodata->cfg, &cfg, sizeof(cfg));
-	int rc = sampler_bpf__load(s->skel);
-	if (rc) {
-		snprintf(err, errlen,
-			 "loading the sampler's BPF program failed: %s (refused by the verifier, "
-			 "or fpd lacks CAP_BPF and CAP_PERFMON)",
-			 strerror(-rc));
-		return -1;
-	}
-	if (s->o.kernel_stats) {
-		s->stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
-		if (s->stats_fd < 0) {
-			snprintf(err, errlen, "enabling BPF run-time statistics failed: %s",
-				 strerror(errno));
-			return -1;
-		}
-	}
-	s->rb = ring_buffer__new(bpf_map__fd(s->skel->maps.events), on_event, s, NULL);
-	if (!s->rb) {
-		snprintf(err, errlen, "creating the sampler's ring buffer reader failed: %s",
-			 strerror(errno));
-		return -1;
-	}
-	/* The tid map must be filled before the first sample arrives. */
-	refresh_threads(s);
-
-	s->ncpu = libbpf_num_possible_cpus();
-	if (s->ncpu <= 0) {
-		snprintf(err, errlen, "counting the CPUs failed: %s", strerror(-s->ncpu));
-		return -1;
-	}
-	s->links = calloc((size_t)s->ncpu, sizeof(*s->links));
-	if (!s->links) {
-		snprintf(err, errlen, "out of memory for the sampler's perf events");
-		return -1;
-	}
-	int attached = 0;
-	for (int cpu = 0; cpu < s->ncpu; cpu++) {
-		struct perf_event_attr a = {
-		    .type = PERF_TYPE_SOFTWARE,
-		    .size = sizeof(a),
-		    .config = PERF_COUNT_SW_CPU_CLOCK,
-		    .sample_period = 1000000000ULL / (uint64_t)s->o.rate_hz,
-		};
-		/* All tasks on this CPU: the program keeps the target's (a per-task event
-		 * would follow one thread only). */
-		int fd = (int)syscall(SYS_perf_event_open, &a, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
-		if (fd < 0) {
-			if (errno == ENODEV)
-				continue; /* a possible CPU that is offline */
-			snprintf(err, errlen, "perf_event_open (cpu-clock) on CPU %d failed: %s",
-				 cpu, strerror(errno));
-			return -1;
-		}
-		s->links[cpu] = bpf_program__attach_perf_event(s->skel->progs.sample, fd);
-		if (!s->links[cpu]) {
-			int e = errno;
-			close(fd);
-			snprintf(err, errlen,
-				 "attaching the sampler to the perf event of CPU %d failed: %s",
-				 cpu, strerror(e));
-			return -1;
-		}
-		attached++;
-	}
-	if (!attached) {
-		snprintf(err, errlen, "no online CPU to sample on");
-		return -1;
-	}
-	return 0;
+	if (cfg.tick_ns && cfg.tick_fn && s->o.rate_hz <= ktick.hz &&
+	    start_bpf(s, &cfg, true, err, errlen) == 0)
+		return 0;
+	/*
+	 * Above the tick's rate, or the tick unknown (no kernel configuration,
+	 * kallsyms hidden) or not traceable (no BTF): a cpu-clock event per CPU.
+	 */
+	stop_bpf(s);
+	return start_bpf(s, &cfg, false, err, errlen);
 }
 
 int fp_sampler_open(const struct fp_python *py, const struct fp_sampler_opts *o,
@@ -880,7 +969,6 @@ int fp_sampler_open(const struct fp_python *py, const struct fp_sampler_opts *o,
 	}
 	s->py = *py;
 	s->o = *o;
-	s->stats_fd = -1;
 	s->root = -1;
 	fp_mem_proc_init(&s->mem, &s->mp, py->pid);
 	/* The cache points into s->py, which stays put: s is on the heap. */

@@ -21,11 +21,6 @@ struct fp_sampler_opts {
 	bool native;   /* merge native frames (user stack copied into each sample) */
 	bool gil_only; /* keep only samples of the thread holding the GIL */
 	bool idle;     /* also sample threads that are off-CPU */
-	/*
-	 * Turn on the kernel's BPF run-time statistics while the sampler is
-	 * open (benchmarks: they cost two clock reads per program run).
-	 */
-	bool kernel_stats;
 };
 
 /* One resolved sample, valid only during the callback. */
@@ -40,11 +35,21 @@ struct fp_sample_info {
 typedef void (*fp_sample_fn)(void *arg, const struct fp_sample_info *s);
 
 struct fp_sampler_stats {
-	uint64_t samples;      /* delivered */
-	uint64_t lost;	       /* dropped by the kernel side (ring buffer full, ...) */
-	uint64_t faulted;      /* walks cut by a fault reading target memory */
-	uint64_t kernel_runs;  /* program runs, with opts.kernel_stats (else 0) */
-	uint64_t kernel_ns;    /* their total run time */
+	uint64_t samples; /* delivered */
+	uint64_t lost;	  /* dropped by the kernel side (ring buffer full, ...) */
+	uint64_t faulted; /* walks cut by a fault reading target memory */
+	/*
+	 * What takes the samples: "tick" (the timer interrupts the kernel takes
+	 * anyway, rates up to CONFIG_HZ), "cpu-clock" (a perf event per CPU) or
+	 * "timer" (--idle: a user-space timer).
+	 */
+	const char *trigger;
+	/*
+	 * The program's BPF run-time statistics (0 unless kernel.bpf_stats_enabled
+	 * is set): runs, for every task on every CPU since it filters, and their time.
+	 */
+	uint64_t kernel_runs;
+	uint64_t kernel_ns;
 	uint32_t kernel_insns; /* instructions the verifier processed to load the program */
 };
 
