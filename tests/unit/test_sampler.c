@@ -1,9 +1,8 @@
 /*
  * The sampler's code-object cache over a forged address space (a code object
- * that dies and is replaced at the same address must be decoded again), and,
- * run as `test_sampler sample PID SECONDS RATE [gil] [idle] [native] [stats]`, a small
- * driver that samples a live process and prints collapsed stacks: the
- * integration test and bench/sampler.sh use it until `fpctl perf` lands.
+ * that dies and is replaced at the same address must be decoded again), and
+ * the options it refuses.  The sampler on live targets: through `fpctl perf`
+ * in tests/integration/test_sampler.py.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,11 +10,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "daemon/py/codecache.h"
 #include "daemon/sampler.h"
@@ -165,106 +161,8 @@ static void test_sampler_rejects_bad_options(void **state)
 	assert_null(s);
 }
 
-/* ---- the driver ---- */
-
-struct agg {
-	char *key;
-	unsigned long n;
-};
-
-struct collect {
-	struct agg *v;
-	size_t n, cap;
-};
-
-static void on_sample(void *arg, const struct fp_sample_info *si)
+int main(void)
 {
-	struct collect *c = arg;
-	char key[8192];
-	int len = snprintf(key, sizeof(key), "%s", si->thread);
-	for (size_t i = si->nframes; i-- > 0 && len < (int)sizeof(key) - 512;) {
-		const struct fp_frame *f = &si->frames[i];
-		if (f->kind == FP_FRAME_NATIVE)
-			len += snprintf(key + len, sizeof(key) - (size_t)len, ";%s [%s]",
-					f->func ? f->func : "??", f->library ? f->library : "??");
-		else
-			len += snprintf(key + len, sizeof(key) - (size_t)len, ";%s (%s:%d)",
-					f->func, f->file, f->line);
-	}
-	for (size_t i = 0; i < c->n; i++)
-		if (strcmp(c->v[i].key, key) == 0) {
-			c->v[i].n++;
-			return;
-		}
-	if (c->n == c->cap) {
-		c->cap = c->cap ? c->cap * 2 : 64;
-		c->v = realloc(c->v, c->cap * sizeof(*c->v));
-		if (!c->v)
-			abort();
-	}
-	c->v[c->n].key = strdup(key);
-	c->v[c->n++].n = 1;
-}
-
-static int drive(int argc, char **argv)
-{
-	if (argc < 5) {
-		fprintf(stderr, "usage: %s sample PID SECONDS RATE [gil] [idle] [native] [stats]\n",
-			argv[0]);
-		return 2;
-	}
-	struct fp_sampler_opts o = {.rate_hz = atoi(argv[4])};
-	for (int i = 5; i < argc; i++) {
-		o.gil_only |= strcmp(argv[i], "gil") == 0;
-		o.idle |= strcmp(argv[i], "idle") == 0;
-		o.kernel_stats |= strcmp(argv[i], "stats") == 0;
-		o.native |= strcmp(argv[i], "native") == 0;
-	}
-	struct fp_python py;
-	char err[512];
-	if (fp_python_discover(atoi(argv[2]), &py, err, sizeof(err)) != 0) {
-		fprintf(stderr, "discover: %s\n", err);
-		return 1;
-	}
-	struct fp_sampler *s;
-	if (fp_sampler_open(&py, &o, &s, err, sizeof(err)) != 0) {
-		fprintf(stderr, "open: %s\n", err);
-		return 1;
-	}
-	struct collect c = {0};
-	struct timespec t0, t;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	double secs = atof(argv[3]);
-	int rc = 0;
-	do {
-		if (fp_sampler_poll(s, 100, on_sample, &c) < 0) {
-			if (errno != ESRCH)
-				rc = 1;
-			fprintf(stderr, "poll: %s\n", strerror(errno));
-			break;
-		}
-		clock_gettime(CLOCK_MONOTONIC, &t);
-	} while ((double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9 < secs);
-	struct fp_sampler_stats st;
-	fp_sampler_stats(s, &st);
-	fp_sampler_close(s);
-	for (size_t i = 0; i < c.n; i++) {
-		printf("%s %lu\n", c.v[i].key, c.v[i].n);
-		free(c.v[i].key);
-	}
-	free(c.v);
-	printf("# samples=%llu lost=%llu faulted=%llu kernel_runs=%llu kernel_ns=%llu "
-	       "kernel_insns=%u\n",
-	       (unsigned long long)st.samples, (unsigned long long)st.lost,
-	       (unsigned long long)st.faulted, (unsigned long long)st.kernel_runs,
-	       (unsigned long long)st.kernel_ns, st.kernel_insns);
-	return rc;
-}
-
-int main(int argc, char **argv)
-{
-	if (argc > 1 && strcmp(argv[1], "sample") == 0)
-		return drive(argc, argv);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_codecache_revalidates),
 	    cmocka_unit_test(test_sampler_rejects_bad_options),
