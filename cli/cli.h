@@ -268,7 +268,9 @@ int cli_request(struct cli_ctx *ctx, const char *cmd, pid_t pid, json_t *args, c
 /*
  * cli_request for commands that answer when they stop (perf): SIGINT/SIGTERM
  * and --timeout send a cancel, but events still reach fn until the "end" (or
- * "error"), and a stopped request that ends well returns 0.
+ * "error"), and a stopped request that ends well returns 0.  A signal while
+ * it waits for that abandons the request at once: "CMD: interrupted; no
+ * profile written", 128+signal.
  */
 int cli_request_drain(struct cli_ctx *ctx, const char *cmd, pid_t pid, json_t *args,
 		      cli_event_fn fn, void *ud);

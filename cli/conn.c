@@ -311,10 +311,22 @@ static int request(struct cli_ctx *ctx, const char *cmd, pid_t pid, json_t *args
 	int result = 0; /* once cancelled: the status to leave with */
 	for (;;) {
 		long long now = now_ms();
-		if (cancel_deadline < 0 && cli_signal_pending()) {
+		int sig = cli_signal_pending();
+		if (sig && cancel_deadline >= 0 && drain) {
+			/*
+			 * A second Ctrl-C (or one after --timeout's stop): the user no
+			 * longer waits for what fpd would still send.
+			 */
+			return cli_fail(ctx, 128 + sig, "interrupted",
+					"%s: interrupted; no profile written", cmd);
+		}
+		if (sig && cancel_deadline < 0) {
 			send_cancel(c, id);
-			result = drain ? 0 : 128 + cli_signal_pending();
+			result = drain ? 0 : 128 + sig;
 			cancel_deadline = now + (drain ? DRAIN_WAIT_MS : CANCEL_WAIT_MS);
+			/* Drained, the stop is under way: a second signal must be seen. */
+			if (drain)
+				cli_signal_clear();
 		}
 		if (cancel_deadline >= 0 && now >= cancel_deadline)
 			return drain ? cli_fail(ctx, 1, "timeout",
@@ -334,10 +346,14 @@ static int request(struct cli_ctx *ctx, const char *cmd, pid_t pid, json_t *args
 					ctx->g.timeout_s);
 		}
 		long long until = cancel_deadline >= 0 ? cancel_deadline : deadline;
-		/* Once cancelled the signal pipe stays readable; only fpd's answer matters then. */
+		/*
+		 * Once cancelled the signal pipe stays readable and only fpd's answer
+		 * matters, unless drained: the first signal was cleared, a second one
+		 * abandons the wait.
+		 */
 		struct pollfd p[2] = {
 		    {.fd = c->fd, .events = POLLIN},
-		    {.fd = cancel_deadline < 0 ? cli_signal_fd() : -1, .events = POLLIN}};
+		    {.fd = cancel_deadline < 0 || drain ? cli_signal_fd() : -1, .events = POLLIN}};
 		int n = poll(p, 2, until < 0 ? -1 : (int)(until - now));
 		if (n < 0 && errno != EINTR)
 			return cli_fail(ctx, 1, "poll", "waiting for fpd failed: %s",

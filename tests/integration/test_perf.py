@@ -16,6 +16,7 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -239,6 +240,61 @@ def test_ctrl_c_writes_the_profile(fpctl, dpair, out):
     m = WROTE.match(o.decode().strip())
     assert m and int(m.group(1)) > 0, o
     assert (out / "profile.collapsed").read_text()
+
+
+class SlowFpd(object):
+    """A fake fpd that takes one perf request and, once asked to stop it,
+    never sends the profile: what a daemon stuck after the stop looks like."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self.request, self.cancelled = threading.Event(), threading.Event()
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(self.path)
+        self.sock.listen(1)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        conn, _ = self.sock.accept()
+        with conn:
+            hello = recv_frame(conn)
+            conn.sendall(frame({"type": "hello", "v": hello["v"], "server": "fpd", "pid": os.getpid()}))
+            while True:
+                msg = recv_frame(conn)
+                if msg is None:
+                    return
+                if msg["type"] == "request" and msg["cmd"] == "perf":
+                    self.request.set()
+                elif msg["type"] == "cancel":
+                    self.cancelled.set()
+
+    def close(self):
+        self.sock.close()
+
+
+def test_second_ctrl_c_abandons_the_wait(build, tmp_path):
+    """The first Ctrl-C asks fpd to stop and send the profile; a second one
+    gives up waiting for it at once, writes nothing and says so."""
+    fake = SlowFpd(tmp_path / "slow.sock")
+    p = subprocess.Popen([str(build / "fpctl"), "--socket", fake.path, "attach", str(os.getpid()),
+                          "perf", "--format", "collapsed"], cwd=str(tmp_path), env=fpdtest.clean_env(),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert fake.request.wait(10), "fpctl sent no perf request"
+        p.send_signal(signal.SIGINT)
+        assert fake.cancelled.wait(10), "the first Ctrl-C sent no cancel"
+        time.sleep(0.5)
+        assert p.poll() is None, "fpctl gave up after the first Ctrl-C"
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        o, e = p.communicate(timeout=10)
+        assert time.monotonic() - t0 < 1, "the second Ctrl-C took %.1f s" % (time.monotonic() - t0)
+    finally:
+        fpdtest.stop(p)
+        fake.close()
+    assert p.returncode == 128 + signal.SIGINT, (p.returncode, e)
+    assert e.decode() == "fpctl: perf: interrupted; no profile written\n" and o == b"", (o, e)
+    assert not (tmp_path / "profile.collapsed").exists()
 
 
 def test_timeout_stops_like_ctrl_c(fpctl, dpair, out):
