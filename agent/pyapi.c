@@ -93,6 +93,8 @@ static void load(void)
 	REQ(PyLong_FromVoidPtr);
 	REQ(PyLong_AsVoidPtr);
 	REQ(PyErr_NoMemory);
+	REQ(PyObject_GetAttrString);
+	REQ(PyLong_AsLong);
 #undef REQ
 	*(void **)&api.PyEval_ThreadsInitialized = sym("PyEval_ThreadsInitialized");
 	*(void **)&api.PyEval_InitThreads = sym("PyEval_InitThreads");

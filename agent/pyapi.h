@@ -76,6 +76,8 @@ struct fp_pyapi {
 	PyObject *(*PyLong_FromVoidPtr)(void *);
 	void *(*PyLong_AsVoidPtr)(PyObject *);
 	PyObject *(*PyErr_NoMemory)(void);
+	PyObject *(*PyObject_GetAttrString)(PyObject *, const char *);
+	long (*PyLong_AsLong)(PyObject *);
 	PyObject *(*PyFrame_GetCode)(PyFrameObject *); /* 3.9+, else NULL */
 	PyObject *PyExc_RuntimeError;
 	PyObject *PyCFunction_Type;

@@ -47,12 +47,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+#define HAVE_TSC 1
+#endif
 
 #define NONE		      UINT32_MAX
 #define MAX_NODES	      (1u << 17) /* distinct call paths per traced call */
 #define MAX_STACK	      (1u << 20) /* nesting levels followed per traced call */
 #define TPFLAGS_TYPE_SUBCLASS (1ul << 31)
+/* CO_GENERATOR | CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR */
+#define CO_RESUMABLE 0x3a0
 
 /* PyTrace_* (cpython/pystate.h): the profile events, stable since 2.x. */
 enum {
@@ -86,9 +95,10 @@ struct node {
 	const void *a, *b; /* identity: code, or (PyMethodDef *, owner) */
 	PyObject *ref;	   /* strong: the code, or what names the C function's owner */
 	PyObject *name;	   /* strong, C functions: the name */
-	uint64_t total;	   /* ns */
+	uint64_t total;	   /* clock ticks (now_ticks) */
 	uint32_t parent, count;
 	uint8_t kind;
+	bool resumable; /* a generator's or coroutine's code */
 };
 
 struct level {
@@ -102,6 +112,7 @@ struct fp_trace {
 	int mode;
 	bool installed, paused, orphan, interrupted;
 	PyThreadState *ts; /* where it is installed */
+	long tid;	   /* the kernel's id of that thread */
 	Py_tracefunc old_func;
 	PyObject *old_obj; /* strong */
 
@@ -124,6 +135,10 @@ struct fp_trace {
 
 static const struct fp_pyapi *py;
 static int py_minor;
+#ifdef HAVE_TSC
+static bool use_tsc;
+static uint64_t tsc_base, mono_base;
+#endif
 static _Thread_local struct fp_trace *tl_trace;
 static struct fp_trace *g_traces;
 
@@ -137,11 +152,55 @@ static const struct {
 };
 static size_t off_func, off_obj;
 
-static inline uint64_t now_ns(void)
+static inline uint64_t mono_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * The clock of the events: the TSC where the kernel keeps its own time with
+ * it (so it is invariant and the same on every CPU), read in a third of the
+ * time of a vDSO clock_gettime, which matters at two reads per call; else
+ * CLOCK_MONOTONIC.  Durations are converted to ns against CLOCK_MONOTONIC
+ * over the time since the first trace.
+ */
+static inline uint64_t now_ticks(void)
+{
+#ifdef HAVE_TSC
+	if (use_tsc)
+		return __rdtsc();
+#endif
+	return mono_ns();
+}
+
+static void clock_init(void)
+{
+#ifdef HAVE_TSC
+	char buf[16] = "";
+	FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "re");
+	if (f) {
+		if (!fgets(buf, sizeof(buf), f))
+			buf[0] = '\0';
+		fclose(f);
+	}
+	use_tsc = strcmp(buf, "tsc\n") == 0;
+	tsc_base = now_ticks();
+	mono_base = mono_ns();
+#endif
+}
+
+static double ns_per_tick(void)
+{
+#ifdef HAVE_TSC
+	if (use_tsc) {
+		uint64_t ticks = now_ticks(), ns = mono_ns();
+		if (ticks > tsc_base && ns > mono_base)
+			return (double)(ns - mono_base) / (double)(ticks - tsc_base);
+	}
+#endif
+	return 1.0;
 }
 
 static PyObject *none(void)
@@ -166,6 +225,7 @@ static int init(void)
 			off_obj = tstate_offsets[i].obj;
 		}
 	py_minor = major == 3 ? minor : 0;
+	clock_init();
 	py = api;
 	return 0;
 }
@@ -221,6 +281,18 @@ static PyObject *cfunc_owner(PyObject *f)
 	return type;
 }
 
+/* Whether code is a generator's, a coroutine's or an async generator's. */
+static bool code_resumable(PyObject *code)
+{
+	PyObject *flags = py->PyObject_GetAttrString(code, "co_flags");
+	long f = flags ? py->PyLong_AsLong(flags) : 0;
+	if (flags)
+		py->Py_DecRef(flags);
+	if (py->PyErr_Occurred())
+		py->PyErr_Clear();
+	return f > 0 && (f & CO_RESUMABLE);
+}
+
 /*
  * The child of parent for (kind, a, b), created on first sight; src is what
  * it names (the code, the C function or the method descriptor).  NONE when
@@ -246,6 +318,7 @@ static uint32_t child(struct fp_trace *t, uint32_t parent, uint8_t kind, const v
 	*n = (struct node){.a = a, .b = b, .parent = parent, .kind = kind};
 	if (kind == K_PY) {
 		n->ref = src;
+		n->resumable = code_resumable(src);
 	} else if (kind == K_C) {
 		const struct PyMethodDef *ml = a;
 		n->ref =
@@ -279,7 +352,7 @@ static void push(struct fp_trace *t, uint8_t kind, const void *a, const void *b,
 	    parent != NONE && t->depth <= t->max_depth ? child(t, parent, kind, a, b, src) : NONE;
 	t->run_leaf = NONE;
 	if (l->node != NONE)
-		l->start = now_ns();
+		l->start = now_ticks();
 }
 
 /* Adds ns to node n and every node above it. */
@@ -291,7 +364,7 @@ static void add_to_path(struct fp_trace *t, uint32_t n, uint64_t ns)
 
 static void anchor_enter(struct fp_trace *t, const void *frame)
 {
-	uint64_t now = now_ns();
+	uint64_t now = now_ticks();
 	if (t->entered && t->await_leaf != NONE) {
 		uint32_t n = child(t, t->await_leaf, K_AWAIT, NULL, NULL, NULL);
 		add_to_path(t, t->await_leaf, now - t->t_left);
@@ -309,11 +382,13 @@ static void anchor_enter(struct fp_trace *t, const void *frame)
 
 static void anchor_leave(struct fp_trace *t)
 {
-	uint64_t now = now_ns();
+	uint64_t now = now_ticks();
 	t->nodes[0].total += now - t->t_entered;
 	t->nodes[0].count++;
 	t->t_left = now;
-	/* The innermost call that returned last is where a suspension began. */
+	/* Where a suspension began: the innermost coroutine or generator of the
+	 * chain that returned last (they all return when it suspends; the plain
+	 * calls it made before are done already). */
 	t->await_leaf = t->run_leaf != NONE ? t->run_leaf : 0;
 	t->state = S_WAIT;
 }
@@ -339,10 +414,10 @@ static void pop(struct fp_trace *t, uint8_t kind)
 		if (l->node != NONE) {
 			struct node *n = &t->nodes[l->node];
 			if (!now)
-				now = now_ns();
+				now = now_ticks();
 			n->total += now - l->start;
 			n->count++;
-			if (t->run_leaf == NONE)
+			if (t->run_leaf == NONE && n->resumable)
 				t->run_leaf = l->node;
 		}
 		if (l->kind == kind || !t->depth)
@@ -430,6 +505,7 @@ static PyObject **tstate_obj(PyThreadState *ts)
 static void install(struct fp_trace *t)
 {
 	t->ts = py->PyThreadState_Get();
+	t->tid = syscall(SYS_gettid);
 	if (t->mode == MODE_LEGACY) {
 		t->old_func = *tstate_func(t->ts);
 		/* Only a trace that was never removed could have left ours there:
@@ -814,8 +890,8 @@ PyObject *fp_trace_resume(PyObject *self, PyObject *args)
 
 /*
  * _fp_trace_collect(handle, min_ns, max_depth, max_nodes)
- *   -> (nodes, paths, dropped, hidden_calls, cut_nodes, interrupted), or None
- *      with max_nodes 0.
+ *   -> (nodes, paths, dropped, hidden_calls, cut_nodes, interrupted, tid), or
+ *      None with max_nodes 0.
  * Frees the trace.  nodes: the tree in pre-order as tuples (depth, kind,
  * ref, name, count, total_ns), kind 0 Python (ref: the code), 1 C (ref: the
  * owner type or module name, name: the function's), 2 [await]; the anchor
@@ -824,7 +900,8 @@ PyObject *fp_trace_resume(PyObject *self, PyObject *args)
  * deeper than max_depth (0: any depth); cut_nodes counts those beyond
  * max_nodes.  paths: distinct call paths recorded; dropped: calls that found
  * the tree full.  interrupted: the application changed the profile function
- * during the call (the tree ends there).
+ * during the call (the tree ends there).  tid: the kernel's id of the thread
+ * that ran the call (the last one, for a coroutine).
  */
 PyObject *fp_trace_collect(PyObject *self, PyObject *args)
 {
@@ -870,6 +947,8 @@ PyObject *fp_trace_collect(PyObject *self, PyObject *args)
 			next[last[p]] = i;
 		last[p] = i;
 	}
+	double scale = ns_per_tick();
+	uint64_t min_ticks = (uint64_t)((double)min_ns / scale);
 	unsigned long long hidden = 0, cut = 0;
 	uint32_t sp = 0, out = 0;
 	todo[sp].node = 0;
@@ -886,7 +965,8 @@ PyObject *fp_trace_collect(PyObject *self, PyObject *args)
 		PyObject *ref = nd->ref ? nd->ref : py->Py_None,
 			 *name = nd->name ? nd->name : py->Py_None;
 		PyObject *tup = py->Py_BuildValue("(IiOOIK)", depth, (int)nd->kind, ref, name,
-						  i ? nd->count : 1, (unsigned long long)nd->total);
+						  i ? nd->count : 1,
+						  (unsigned long long)((double)nd->total * scale));
 		failed = !tup || py->PyList_Append(list, tup);
 		if (tup)
 			py->Py_DecRef(tup);
@@ -894,7 +974,7 @@ PyObject *fp_trace_collect(PyObject *self, PyObject *args)
 		uint32_t base = sp;
 		for (uint32_t c = first[i]; c != NONE; c = next[c]) {
 			const struct node *cn = &t->nodes[c];
-			if ((max_depth && depth + 1 > max_depth) || cn->total < min_ns) {
+			if ((max_depth && depth + 1 > max_depth) || cn->total < min_ticks) {
 				hidden += cn->count;
 				continue;
 			}
@@ -910,10 +990,11 @@ PyObject *fp_trace_collect(PyObject *self, PyObject *args)
 	free(first), free(next), free(last), free(todo);
 	unsigned long long paths = t->nnodes, dropped = t->dropped;
 	int interrupted = t->interrupted;
+	long tid = t->tid;
 	trace_free(t);
 	if (failed) {
 		py->Py_DecRef(list);
 		return NULL;
 	}
-	return py->Py_BuildValue("(NKKKKi)", list, paths, dropped, hidden, cut, interrupted);
+	return py->Py_BuildValue("(NKKKKil)", list, paths, dropped, hidden, cut, interrupted, tid);
 }

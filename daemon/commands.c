@@ -24,6 +24,7 @@ static const struct {
     {"console", fp_cmd_agent},
     {"mem", fp_cmd_agent},
     {"watch", fp_cmd_agent},
+    {"trace", fp_cmd_agent},
     {"tt", fp_cmd_agent},
     {"hello", fp_cmd_agent},
 };

@@ -41,6 +41,7 @@ _TRACE_MON_TOOLS = (3, 4)
 _TRACE_MON_EVENTS = ("PY_START", "PY_RESUME", "PY_THROW", "PY_RETURN", "PY_YIELD",
                      "PY_UNWIND", "CALL", "C_RETURN", "C_RAISE")
 _TRACE_CO_ASYNC = 0x80 | 0x100 | 0x200  # coroutine, iterable coroutine, async generator
+_TRACE_CO_RESUMABLE = _TRACE_CO_ASYNC | 0x20  # and generator
 
 # The sys.monitoring tool shared by every trace of the process: its id, the
 # traces using it and the traced calls running now (events are on while > 0).
@@ -140,6 +141,7 @@ class _TraceHooks(object):
         self.filter_errors = 0
         self.queue = []
         self.inflight = {}
+        self.active = {}  # id(call) -> trace handle, of calls being traced
         self.closed = False
         self.sent = 0
         self.wake = _thread.allocate_lock()
@@ -213,30 +215,48 @@ class _TraceHooks(object):
                 _trace_mon_events(-1)
             return
         call.data = h
+        self.active[id(call)] = h
+        # The end may have come meanwhile (another thread ran): then nobody
+        # calls on_exit, and whoever takes the handle out of active stops it.
+        if self.closed and self.active.pop(id(call), None) is not None:
+            self._stop(h)
+            _fp_trace_collect(h, 0, 0, 0)
 
     def on_suspend(self, call):
-        if call.data is not None:
+        if id(call) in self.active:
             _fp_trace_pause(call.data)
 
     def on_resume(self, call):
-        if call.data is not None:
+        if id(call) in self.active:
             _fp_trace_resume(call.data, self.monitor)
 
     def on_exit(self, call, ret, exc):
-        h = call.data
+        h = self.active.pop(id(call), None)
         if h is None:
             return
-        call.data = None
         ident = call.thread
         self.inflight[ident] = True
         try:
-            stopped = _fp_trace_stop(h)
-            if self.monitor:
-                _trace_mon_events(-1)
-            if stopped:
+            if self._stop(h):
                 self._keep(call, ret, h)
         finally:
             del self.inflight[ident]
+
+    def _stop(self, h):
+        """Stops trace h: True when it stopped here, False when it belongs to
+        another thread, which drops it at its next event (see trace.c)."""
+        stopped = _fp_trace_stop(h)
+        if self.monitor:
+            _trace_mon_events(-1)
+        return stopped
+
+    def release(self):
+        """Stops the traces of calls still running once the instrumentation
+        is gone (their on_exit never comes)."""
+        for key in list(self.active):
+            h = self.active.pop(key, None)
+            if h is not None and self._stop(h):
+                _fp_trace_collect(h, 0, 0, 0)
 
     def _keep(self, call, ret, h):
         """Collects the tree of a call that passes -et, -f and -n; frees it
@@ -254,13 +274,10 @@ class _TraceHooks(object):
         tree = _fp_trace_collect(h, self.min_ns, self.depth, TRACE_NODES_MAX if keep else 0)
         if not keep:
             return
-        native = getattr(_thread, "get_native_id", None)
         self.queue.append({"event": "trace", "tree": tree, "method": call.label,
                            "ts": time.time() - call.cost_ms / 1000.0,
                            "thread": call.thread_name, "ident": call.thread,
-                           "tid": native() if native else call.thread,
-                           "daemon": call.daemon, "cost_ms": call.cost_ms,
-                           "is_async": call.is_async})
+                           "daemon": call.daemon, "cost_ms": call.cost_ms})
         self._wake()
 
     def _wake(self):
@@ -276,7 +293,7 @@ class _TraceHooks(object):
             rec = self.queue.pop(0)
             kind = rec.pop("event")
             if kind == "trace":
-                rec.update(_trace_tree_fields(rec.pop("tree"), rec.pop("is_async"), names))
+                rec.update(_trace_tree_fields(rec.pop("tree"), names))
                 rec["timestamp"] = _trace_timestamp(rec.pop("ts"))
                 self.sent += 1
             self.req.emit(kind, **rec)
@@ -342,14 +359,14 @@ class _TraceNames(object):
         return name
 
 
-def _trace_tree_fields(tree, is_async, names):
-    nodes, paths, dropped, hidden, cut, interrupted = tree
+def _trace_tree_fields(tree, names):
+    nodes, paths, dropped, hidden, cut, interrupted, tid = tree
     out = []
     for depth, kind, ref, name, count, total_ns in nodes:
         node = {"depth": depth, "ms": total_ns / 1e6, "count": count}
         if kind == 0:
             node["name"], node["file"], node["line"] = names.code(ref)
-            if ref.co_flags & 0x20 or (depth == 0 and is_async):
+            if ref.co_flags & _TRACE_CO_RESUMABLE:
                 node["resumable"] = True
         elif kind == 1:
             node["name"] = names.cfunc(ref, name if type(name) is str else "?")
@@ -358,7 +375,7 @@ def _trace_tree_fields(tree, is_async, names):
             node["name"] = "[await]" if nodes[0][2].co_flags & _TRACE_CO_ASYNC else "[yield]"
         out.append(node)
     return {"nodes": out, "paths": paths, "dropped": dropped, "hidden": hidden, "cut": cut,
-            "interrupted": bool(interrupted)}
+            "interrupted": bool(interrupted), "tid": tid}
 
 
 def _trace_source(req):
@@ -399,6 +416,7 @@ def _trace(req):
             hooks.closed = True
             inst.remove()
             hooks.settle()
+            hooks.release()
     finally:
         if monitor:
             _trace_mon_release()
