@@ -40,6 +40,7 @@
 #include "fp/agentlink.h"
 #include "fp/version.h"
 #include "pyapi.h"
+#include "instrument.h"
 #include "trace.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -324,6 +325,9 @@ static struct PyMethodDef methods[] = {
     {"_fp_trace_collect", fp_trace_collect, FP_METH_VARARGS, NULL},
     {"_fp_trace_selftest", fp_trace_selftest, FP_METH_VARARGS, NULL},
     {"_fp_trace_monitor_callbacks", fp_trace_monitor_callbacks, FP_METH_VARARGS, NULL},
+    {"_fp_instr_codes", (PyCFunction)(void (*)(void))fp_instr_codes, FP_METH_FASTCALL, NULL},
+    {"_fp_instr_unwind", (PyCFunction)(void (*)(void))fp_instr_unwind, FP_METH_FASTCALL, NULL},
+    {"_fp_instr_throw", (PyCFunction)(void (*)(void))fp_instr_throw, FP_METH_FASTCALL, NULL},
 };
 
 /* ---- the embedded Python ---- */

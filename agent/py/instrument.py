@@ -43,9 +43,10 @@
 #   (3 or 4; the ids with a conventional owner are left to their owners),
 #   freed with the last instrumentation.  An exception leaving a frame
 #   (PY_UNWIND) and a throw() into one (PY_THROW) cannot be local events:
-#   they are set globally while anything is instrumented, and cost one dict
-#   lookup per Python frame that exits by an exception.  Arguments are read
-#   from the frame's parameters at PY_START.
+#   they are set globally while anything is instrumented, with callbacks in
+#   C (agent/instrument.c) that pass on only those of instrumented code, so
+#   that an exception elsewhere costs a few ns per frame it leaves, not a
+#   Python call.  Arguments are read from the frame's parameters at PY_START.
 # - 3.6-3.11: the function object stays (bound methods, decorators and
 #   registries hold it) and its __code__ becomes a trampoline compiled with
 #   the same signature and free variables, which calls the hooks and the
@@ -137,16 +138,6 @@ class Instrumentation(object):
             for point in self._points:
                 point.detach(self)
 
-    def _run(self, fn, *args):
-        if fn is None or self.removed:
-            return
-        try:
-            fn(*args)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as e:
-            self._failed(e)
-
     def _failed(self, e):
         self.errors += 1
         if self.errors > 1:
@@ -171,7 +162,14 @@ def _instr_start(point, entries, ident, a, k):
             else:
                 call = Call(inst.label, point.is_async, None, a, k, ident)
             calls.append((inst, call))
-            inst._run(inst.on_enter, call)
+            fn = inst.on_enter
+            if fn is not None and not inst.removed:
+                try:
+                    fn(call)
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as e:
+                    inst._failed(e)
     finally:
         del _instr_busy[ident]
     return calls
@@ -187,7 +185,14 @@ def _instr_end(calls, ret, exc):
     try:
         for inst, call in calls:
             call.cost_ms = (end - call.start) * 1000.0
-            inst._run(inst.on_exit, call, ret, exc)
+            fn = inst.on_exit
+            if fn is not None and not inst.removed:
+                try:
+                    fn(call, ret, exc)
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as e:
+                    inst._failed(e)
     finally:
         if not outer:
             del _instr_busy[ident]
@@ -199,7 +204,14 @@ def _instr_switch(calls, resuming):
     _instr_busy[ident] = True
     try:
         for inst, call in calls:
-            inst._run(inst.on_resume if resuming else inst.on_suspend, call)
+            fn = inst.on_resume if resuming else inst.on_suspend
+            if fn is not None and not inst.removed:
+                try:
+                    fn(call)
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as e:
+                    inst._failed(e)
     finally:
         if not outer:
             del _instr_busy[ident]
@@ -699,6 +711,8 @@ class _InstrMon(_InstrPoint):
                 del _instr_mon_points[self.code]
             if not _instr_mon_points:
                 _instr_mon_release()
+            else:
+                _instr_mon_filter()
 
 
 def _instr_mon_report(point, e):
@@ -785,9 +799,24 @@ def _instr_mon_throw(code, offset, exc):
 
 def _instr_mon_callbacks():
     E = sys.monitoring.events
+    unwind, throw = _instr_mon_unwind, _instr_mon_throw
+    if _instr_mon_c_filter():
+        unwind, throw = _fp_instr_unwind, _fp_instr_throw
     return ((E.PY_START, _instr_mon_start), (E.PY_RETURN, _instr_mon_return),
             (E.PY_YIELD, _instr_mon_yield), (E.PY_RESUME, _instr_mon_resume),
-            (E.PY_UNWIND, _instr_mon_unwind), (E.PY_THROW, _instr_mon_throw))
+            (E.PY_UNWIND, unwind), (E.PY_THROW, throw))
+
+
+def _instr_mon_c_filter():
+    """Whether libfpagent.so's C callbacks are there (not in the unit tests'
+    pure-Python harness)."""
+    return "_fp_instr_codes" in globals()
+
+
+def _instr_mon_filter():
+    """Tells the C callbacks which code objects are instrumented now."""
+    if _instr_mon_c_filter():
+        _fp_instr_codes(_instr_mon_unwind, _instr_mon_throw, *list(_instr_mon_points))
 
 
 def _instr_mon_acquire(cmd):
@@ -799,6 +828,7 @@ def _instr_mon_acquire(cmd):
         raise CommandError("%s: sys.monitoring has no free tool id for us: %s" % (cmd, ", ".join(
             "%d is used by %s" % (t, mon.get_tool(t)) for t in _INSTR_MON_TOOLS)))
     tool = free[0]
+    _instr_mon_filter()  # before the C callbacks can run
     mon.use_tool_id(tool, "fpd")
     for event, fn in _instr_mon_callbacks():
         mon.register_callback(tool, event, fn)
@@ -814,6 +844,7 @@ def _instr_mon_release():
     for event, _ in _instr_mon_callbacks():
         mon.register_callback(tool, event, None)
     mon.free_tool_id(tool)
+    _instr_mon_filter()
 
 
 def _instr_point_mon(code, cmd):
@@ -821,6 +852,7 @@ def _instr_point_mon(code, cmd):
     if point is None:
         _instr_mon_acquire(cmd)
         point = _instr_mon_points[code] = _InstrMon(code)
+        _instr_mon_filter()
     return point
 
 

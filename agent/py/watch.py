@@ -19,6 +19,11 @@ WATCH_LIMIT_MAX = 1000000
 WATCH_QUEUE_MAX = 256
 # How long the end waits for hooks still rendering a record.
 WATCH_SETTLE_S = 2.0
+# The request thread sends what has queued up every WATCH_SEND_S, or as soon
+# as WATCH_SEND_BATCH records wait (or the last one the limit allows): a
+# wake-up per record would cost the process more than the record itself.
+WATCH_SEND_S = 0.05
+WATCH_SEND_BATCH = 32
 
 
 def _watch_compile(req, option, text):
@@ -92,22 +97,24 @@ class _WatchHooks(object):
     def _record(self, call, ret, exc):
         scope = {"__builtins__": builtins, "target": call.target, "return_obj": ret,
                  "cost": call.cost_ms, "args": call.args, "kwargs": call.kwargs}
-        rec = {"method": call.label, "cost_ms": call.cost_ms, "is_exp": exc is not None,
-               "thread": call.thread_name, "ident": call.thread,
-               "ts": time.time() - call.cost_ms / 1000.0}
+        filter_error = None
         if self.filt_code is not None:
-            ok, err = _watch_eval(self.filt_code, scope)
-            if err is not None:
-                rec.update(filter=self.filt, filter_error=err)
-            elif not _watch_truth(ok):
+            ok, filter_error = _watch_eval(self.filt_code, scope)
+            if filter_error is None and not _watch_truth(ok):
                 return
         if len(self.queue) >= WATCH_QUEUE_MAX:
             with self.drop_lock:
                 self.drops += 1
             return
-        if next(self.slots) >= self.limit:
+        slot = next(self.slots)
+        if slot >= self.limit:
             return
-        if "filter_error" not in rec:
+        rec = {"method": call.label, "cost_ms": call.cost_ms, "is_exp": exc is not None,
+               "thread": call.thread_name, "ident": call.thread,
+               "ts": time.time() - call.cost_ms / 1000.0}
+        if filter_error is not None:
+            rec.update(filter=self.filt, filter_error=filter_error)
+        else:
             value, err = _watch_eval(self.expr_code, scope)
             rec["expr"] = self.expr
             if err is not None:
@@ -122,10 +129,12 @@ class _WatchHooks(object):
             # grows (new head entries) while the exception travels on.
             rec["_exc"] = (exc, skip_instrument_frames(exc.__traceback__))
         self.queue.append(rec)
-        try:
-            self.wake.release()
-        except RuntimeError:
-            pass  # already awake
+        due = len(self.queue) >= WATCH_SEND_BATCH or slot + 1 == self.limit
+        if due and self.wake.locked():
+            try:
+                self.wake.release()
+            except RuntimeError:
+                pass  # another thread woke it meanwhile
 
     def flush(self):
         while self.queue and self.sent < self.limit:
@@ -140,7 +149,7 @@ class _WatchHooks(object):
         """Sends records until the limit or a cancel."""
         reported = 0
         while self.sent < self.limit and not self.req.cancelled():
-            self.wake.acquire(True, 0.1)
+            self.wake.acquire(True, WATCH_SEND_S)
             self.flush()
             drops = self.drops
             if drops > reported:
