@@ -5,14 +5,16 @@ A ticker thread sleeps 1 ms in a loop and records the longest gap between
 two wake-ups beyond the sleep itself: that is the longest stretch it could
 not get the GIL (or the CPU, on a busy machine).  It is measured while the
 helper's mem summary runs (through tests/agent/harness.py, in a thread of
-its own as in the target), then at rest for as long, and around one
-gc.get_objects() call for comparison; the longest single call the walk
-makes is timed in CPU time.  With --fpctl, the mem summary is the real
-one: `fpctl attach <this pid> mem summary` injects the helper into this
-process (run as root); a first call does the injection, the second is
-measured.
+its own as in the target), then for as long at rest, and around one
+gc.get_objects() call; the longest single call the walk makes is timed in
+CPU time.  With --fpctl, the mem summary is the real one: `fpctl attach
+<this pid> mem summary` injects the helper into this process (run as
+root); a first call does the injection, the second is measured.
 
     python3 bench/mem_pause.py [objects] [--fpctl build/fpctl]   # default 5000000
+
+On a shared machine, `chrt -f 10 python3 bench/mem_pause.py` keeps other
+processes from taking the CPU away mid-measurement.
 """
 import gc
 import json
@@ -147,7 +149,7 @@ def main():
     tracked, whole = ticker.measure(lambda: len(gc.get_objects()))
     ticker.stopped = True
     print("python %s%s: heap of %d objects counted (%d tracked by the GC), mem summary %.1f s: "
-          "longest pause %.1f ms (at rest as long %.1f ms; one gc.get_objects() %.1f ms%s)"
+          "longest pause %.1f ms (as long at rest %.1f ms; one gc.get_objects() %.1f ms%s)"
           % (sys.version.split()[0], " via fpctl" if fpctl else "", summary["objects"], tracked,
              took, mem * 1e3, rest * 1e3, whole * 1e3,
              "; first call, with the injection, %.1f ms" % (inject * 1e3) if fpctl else

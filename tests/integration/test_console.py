@@ -3,7 +3,6 @@
 with Ctrl-C and Ctrl-D (SPEC §3 console)."""
 
 import json
-import os
 import re
 import subprocess
 import time
