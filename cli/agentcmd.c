@@ -95,6 +95,9 @@ static int parse_into(const struct cli_command *def, int argc, char *const argv[
 		if (strcmp(w, "--json") == 0)
 			continue;
 		if (!is_option(w)) {
+			if (npos == a->max_pos && a->max_pos == 0)
+				return usage(err, cmd, "%s takes no arguments, not '%.60s'", cmd,
+					     w);
 			if (npos == a->max_pos)
 				return usage(err, cmd,
 					     "%s: unexpected argument '%.60s' (usage: %s %s)", cmd,
