@@ -95,6 +95,8 @@ static void load(void)
 	REQ(PyErr_NoMemory);
 	REQ(PyObject_GetAttrString);
 	REQ(PyLong_AsLong);
+	REQ(PyTuple_Size);
+	REQ(PyTuple_GetItem);
 #undef REQ
 	*(void **)&api.PyEval_ThreadsInitialized = sym("PyEval_ThreadsInitialized");
 	*(void **)&api.PyEval_InitThreads = sym("PyEval_InitThreads");

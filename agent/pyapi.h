@@ -78,6 +78,8 @@ struct fp_pyapi {
 	PyObject *(*PyErr_NoMemory)(void);
 	PyObject *(*PyObject_GetAttrString)(PyObject *, const char *);
 	long (*PyLong_AsLong)(PyObject *);
+	Py_ssize_t (*PyTuple_Size)(PyObject *);
+	PyObject *(*PyTuple_GetItem)(PyObject *, Py_ssize_t);
 	PyObject *(*PyFrame_GetCode)(PyFrameObject *); /* 3.9+, else NULL */
 	PyObject *PyExc_RuntimeError;
 	PyObject *PyCFunction_Type;

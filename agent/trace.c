@@ -99,12 +99,17 @@ struct node {
 	uint32_t parent, count;
 	uint8_t kind;
 	bool resumable; /* a generator's or coroutine's code */
+	bool hide;	/* the helper's own code: it and what it calls are left out */
+	bool skip;	/* a trampoline of instrument.py: left out, its callees kept */
 };
 
 struct level {
 	uint64_t start;
-	uint32_t node; /* NONE: deeper than -d or no room, not timed */
+	uint32_t node;	/* NONE: deeper than -d or no room, not timed */
+	uint32_t depth; /* in the tree: transparent levels do not count */
 	uint8_t kind;
+	bool hidden; /* the helper's own code, or called from it */
+	bool skip;   /* a transparent frame: node is its parent's */
 };
 
 struct fp_trace {
@@ -117,6 +122,7 @@ struct fp_trace {
 	PyObject *old_obj; /* strong */
 
 	PyObject *anchor_code; /* strong */
+	PyObject *transparent; /* strong: a tuple of codes to see through */
 	const void *anchor_frame;
 	int state;
 	bool entered;
@@ -281,16 +287,42 @@ static PyObject *cfunc_owner(PyObject *f)
 	return type;
 }
 
-/* Whether code is a generator's, a coroutine's or an async generator's. */
-static bool code_resumable(PyObject *code)
+/* An attribute of a code object, or NULL (no error left). */
+static PyObject *code_attr(PyObject *code, const char *name)
 {
-	PyObject *flags = py->PyObject_GetAttrString(code, "co_flags");
+	PyObject *v = py->PyObject_GetAttrString(code, name);
+	if (!v)
+		py->PyErr_Clear();
+	return v;
+}
+
+/*
+ * What a Python node is: a generator's, coroutine's or async generator's
+ * code (it suspends); the helper's own Python (<fpagent>/..., the hooks
+ * instrument.py calls in the traced thread), which is no part of the
+ * application's call; or an instrument.py trampoline, through which a call
+ * of an instrumented function goes on 3.6-3.11 (the function itself is
+ * what the user knows).
+ */
+static void classify(struct fp_trace *t, struct node *n, PyObject *code)
+{
+	PyObject *flags = code_attr(code, "co_flags");
 	long f = flags ? py->PyLong_AsLong(flags) : 0;
 	if (flags)
 		py->Py_DecRef(flags);
-	if (py->PyErr_Occurred())
+	if (f == -1 && py->PyErr_Occurred())
 		py->PyErr_Clear();
-	return f > 0 && (f & CO_RESUMABLE);
+	n->resumable = f > 0 && (f & CO_RESUMABLE);
+	PyObject *file = code_attr(code, "co_filename");
+	const char *path = file ? py->PyUnicode_AsUTF8(file) : NULL;
+	if (!path && py->PyErr_Occurred())
+		py->PyErr_Clear();
+	n->hide = path && strncmp(path, "<fpagent>/", 10) == 0;
+	if (file)
+		py->Py_DecRef(file);
+	for (Py_ssize_t i = 0; t->transparent && i < py->PyTuple_Size(t->transparent); i++)
+		if (py->PyTuple_GetItem(t->transparent, i) == code)
+			n->skip = true;
 }
 
 /*
@@ -318,7 +350,7 @@ static uint32_t child(struct fp_trace *t, uint32_t parent, uint8_t kind, const v
 	*n = (struct node){.a = a, .b = b, .parent = parent, .kind = kind};
 	if (kind == K_PY) {
 		n->ref = src;
-		n->resumable = code_resumable(src);
+		classify(t, n, src);
 	} else if (kind == K_C) {
 		const struct PyMethodDef *ml = a;
 		n->ref =
@@ -345,14 +377,25 @@ static void push(struct fp_trace *t, uint8_t kind, const void *a, const void *b,
 		t->stack = st;
 		t->stack_cap = cap;
 	}
-	uint32_t parent = t->depth ? t->stack[t->depth - 1].node : 0;
+	const struct level *up = t->depth ? &t->stack[t->depth - 1] : NULL;
+	uint32_t parent = up ? up->node : 0, depth = up ? up->depth : 0;
 	struct level *l = &t->stack[t->depth++];
-	l->kind = kind;
-	l->node =
-	    parent != NONE && t->depth <= t->max_depth ? child(t, parent, kind, a, b, src) : NONE;
+	*l = (struct level){
+	    .node = NONE, .depth = depth + 1, .kind = kind, .hidden = up && up->hidden};
 	t->run_leaf = NONE;
-	if (l->node != NONE)
+	if (l->hidden || parent == NONE || depth + 1 > t->max_depth)
+		return;
+	uint32_t n = child(t, parent, kind, a, b, src);
+	if (n != NONE && t->nodes[n].hide) {
+		l->hidden = true;
+	} else if (n != NONE && t->nodes[n].skip) {
+		l->skip = true;
+		l->node = parent;
+		l->depth = depth;
+	} else if (n != NONE) {
+		l->node = n;
 		l->start = now_ticks();
+	}
 }
 
 /* Adds ns to node n and every node above it. */
@@ -411,7 +454,7 @@ static void pop(struct fp_trace *t, uint8_t kind)
 	uint64_t now = 0;
 	for (;;) {
 		struct level *l = &t->stack[--t->depth];
-		if (l->node != NONE) {
+		if (l->node != NONE && !l->skip) {
 			struct node *n = &t->nodes[l->node];
 			if (!now)
 				now = now_ticks();
@@ -484,6 +527,8 @@ static void trace_free(struct fp_trace *t)
 	}
 	if (t->anchor_code)
 		py->Py_DecRef(t->anchor_code);
+	if (t->transparent)
+		py->Py_DecRef(t->transparent);
 	free(t->nodes);
 	free(t->slots);
 	free(t->stack);
@@ -727,25 +772,29 @@ PyObject *fp_trace_selftest(PyObject *self, PyObject *args)
 }
 
 /*
- * _fp_trace_start(anchor_code, anchor_frame, monitor, max_depth, app_profile)
- *   -> handle, or None when this thread already runs a trace.
+ * _fp_trace_start(anchor_code, anchor_frame, monitor, max_depth, app_profile,
+ *                 transparent) -> handle, or None when this thread already runs
+ *                 a trace.
  * Starts following the calling thread.  anchor_frame: the traced call's
  * frame when it runs already (a sys.monitoring hook calls us from inside
  * it), else None: recording starts when anchor_code is next entered.
  * monitor: events come from sys.monitoring (trace.py enables them), else
  * from PyEval_SetProfile.  max_depth: levels below the anchor to record
  * (0: all).  app_profile: sys.getprofile() of this thread, checked against
- * what the thread state holds.
+ * what the thread state holds.  transparent: a tuple of code objects whose
+ * frames are not nodes, their callees taking their place (instrument.py's
+ * trampolines).
  */
 PyObject *fp_trace_start(PyObject *self, PyObject *args)
 {
 	(void)self;
-	PyObject *code, *frame, *app_profile;
+	PyObject *code, *frame, *app_profile, *transparent;
 	int monitor;
 	unsigned int max_depth;
 	if (init())
 		return NULL;
-	if (!py->PyArg_ParseTuple(args, "OOpIO", &code, &frame, &monitor, &max_depth, &app_profile))
+	if (!py->PyArg_ParseTuple(args, "OOpIOO", &code, &frame, &monitor, &max_depth, &app_profile,
+				  &transparent))
 		return NULL;
 	if (OB_TYPE(code) != py->PyCode_Type) {
 		py->PyErr_SetString(py->PyExc_RuntimeError,
@@ -789,6 +838,12 @@ PyObject *fp_trace_start(PyObject *self, PyObject *args)
 	t->max_depth = max_depth ? max_depth : UINT32_MAX;
 	py->Py_IncRef(code);
 	t->anchor_code = code;
+	if (transparent != py->Py_None && py->PyTuple_Size(transparent) > 0) {
+		py->Py_IncRef(transparent);
+		t->transparent = transparent;
+	} else if (py->PyErr_Occurred()) {
+		py->PyErr_Clear();
+	}
 	t->nodes[0] = (struct node){.a = code, .ref = code, .parent = NONE, .kind = K_PY};
 	py->Py_IncRef(code);
 	t->nnodes = 1;
@@ -974,6 +1029,8 @@ PyObject *fp_trace_collect(PyObject *self, PyObject *args)
 		uint32_t base = sp;
 		for (uint32_t c = first[i]; c != NONE; c = next[c]) {
 			const struct node *cn = &t->nodes[c];
+			if (cn->hide || cn->skip)
+				continue;
 			if ((max_depth && depth + 1 > max_depth) || cn->total < min_ticks) {
 				hidden += cn->count;
 				continue;

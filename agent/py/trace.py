@@ -203,9 +203,13 @@ class _TraceHooks(object):
             return
         if self.monitor:
             _trace_mon_events(1)
+        # instrument.py's trampolines (3.6-3.11; its registry of them) are
+        # seen through: a call of an instrumented function inside the traced
+        # one shows as that function.
         try:
             h = _fp_trace_start(code, frame, self.monitor, self.depth,
-                                None if self.monitor else sys.getprofile())
+                                None if self.monitor else sys.getprofile(),
+                                None if self.monitor else tuple(_instr_tramp_codes.values()))
         except BaseException:
             if self.monitor:
                 _trace_mon_events(-1)
