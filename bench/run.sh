@@ -220,9 +220,10 @@ EOF
 # The BPF tier's benchmarks and the helper's attach benchmark print their own
 # sections (bench/sampler.sh needs build/tests/test_sampler, built by `make
 # unit`; bench/attach.sh compares getglobal with flight_profiler, which it
-# pip-installs into bench/out/fp-venv on its first run).
+# pip-installs into bench/out/fp-venv on its first run, bench/watch.sh watch,
+# into bench/out/fp-venv-3.X).
 make --no-print-directory build/tests/test_sampler >/dev/null
-for b in bench/sampler.sh bench/gilstat.sh bench/attach.sh; do
+for b in bench/sampler.sh bench/gilstat.sh bench/attach.sh bench/watch.sh; do
 	note "$b"
 	if section=$("$b"); then
 		printf '\n%s\n' "$section" >>bench/RESULTS.md

@@ -146,7 +146,12 @@ def measure(python, tool, flight, scen_args, watch_args, tag):
             words = " ".join("'%s'" % w if " " in w else w for w in watch_args)
             cmd = [flight, str(target.pid), "--cmd", "watch __main__ handle " + words,
                    "--no-color"]
-            env, marker = dict(os.environ, PYTHONUNBUFFERED="1"), b"successfully added"
+            # A port range of its own: flight_profiler finds its agent by
+            # trying the ports of its range, and another run's agent (another
+            # benchmark's target) on the default range can make it hang.
+            env = dict(os.environ, PYTHONUNBUFFERED="1", PYFLIGHT_INJECT_START_PORT="27100",
+                       PYFLIGHT_INJECT_END_PORT="27199")
+            marker = b"successfully added"
         tool_out = open("%s/tool-%s.out" % (WORK, tag), "wb+")
         p = subprocess.Popen(cmd, stdout=tool_out, stderr=subprocess.STDOUT, env=env,
                              start_new_session=True)
@@ -212,8 +217,9 @@ print("installed in it); one fresh target per row.  `handle()` is watched: the m
 print("of one call, timed alone by the target (perf_counter_ns around it, so ~0.1 us of")
 print("timer is in every figure), before the watch, while it runs, and after it stopped.")
 print("`other()` is the same code, never watched; `raiser()` is never watched and raises")
-print("an exception its caller catches (sys.monitoring's PY_UNWIND sees those): their")
-print("per-call averages while the watch runs, minus before.  Scenarios: **filtered** `-f")
+print("an exception through three frames to its caller, which catches it (sys.monitoring's")
+print("PY_UNWIND sees each frame): their per-call averages in thread CPU time while the")
+print("watch runs, minus before.  Scenarios: **filtered** `-f")
 print("\"%s\"` (never true) with calls back to back: what instrumentation and filter cost" % FILTER)
 print("each call; **printed**: every call printed (expression `args,kwargs`), one call per")
 print("millisecond so that both tools keep up.  records: how many the tool printed while")
@@ -249,6 +255,10 @@ for version in sorted(set(r[0] for r in rows)):
                   "%.0f ns (goal: at most 50 %%); CPU per call %.0f %% of theirs." % (
                       version, scen, ours, 100.0 * ours / theirs, theirs,
                       100.0 * cpu_ours / cpu_theirs if cpu_theirs > 0 else float("nan")))
+print()
+print("On 3.12+ fpctl's raiser() figure is what PY_UNWIND being a process-wide event costs")
+print("while a watch runs: CPython calls the helper's C callback for each frame an exception")
+print("leaves (some 30 ns a frame); up to 3.11 (a trampoline) nothing of the kind.")
 print()
 print("Command lines: `fpctl attach PID watch __main__ handle -n 1000000 [-f \"%s\"]`," % FILTER)
 print("`flight_profiler PID --cmd \"watch __main__ handle -n 1000000 [-f '%s']\" --no-color`," % FILTER)
