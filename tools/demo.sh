@@ -87,6 +87,9 @@ wait "$LOAD_PID" 2>/dev/null || true
 section "fpctl attach $SERVICE_PID getglobal __main__ STATS -x 2  (the in-process helper, injected now)"
 run fpctl attach "$SERVICE_PID" getglobal __main__ STATS -x 2
 
+section "fpctl attach $SERVICE_PID watch __main__ work -n 2 --expr \"args, return_obj\"  (the aggregator's call, every second)"
+run fpctl attach "$SERVICE_PID" watch __main__ work -n 2 --expr "args, return_obj"
+
 section "fpctl attach $SERVICE_PID vmtool -a getInstances -c \"concurrent.futures.thread ThreadPoolExecutor\""
 run fpctl attach "$SERVICE_PID" vmtool -a getInstances -c "concurrent.futures.thread ThreadPoolExecutor" -n 1
 
