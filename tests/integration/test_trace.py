@@ -209,3 +209,21 @@ def test_bad_input(fpctl, target):
     r, traces = trace(fpctl, target, "__main__", "leaf", "-n", "1", "-i", "0")
     assert len(traces) == 1, r.out
     target.ping()
+
+
+def test_terminal_draws_boxes(fpctl, interp, target):
+    cmd = fpctl.command(["attach", target.pid, "trace", "__main__", "Service", "handle", "-i", "0",
+                         "-n", "1"])
+    sh = fpdtest.PtySession(cmd, fpctl.env(TERM="xterm"))
+    try:
+        assert sh.wait(60) == 0
+    finally:
+        sh.close()
+    text = sh.buf.replace("\r", "")
+    # On a terminal: box drawing, but no colours under NO_COLOR (the tests'
+    # environment); the same tree as on a pipe.
+    assert "\x1b[" not in text, text
+    assert "\u251c\u2500 [" in text and "\u2502  \u2514\u2500 [" in text, text
+    ascii_text = text.replace("\u251c\u2500", "|-").replace("\u2514\u2500", "`-").replace(
+        "\u2502", "|")
+    assert [shape(t) for t in parse(ascii_text)] == [handle_tree(interp)], text
