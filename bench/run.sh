@@ -217,13 +217,11 @@ print("unless given --nonblocking / --no-block; fpctl stack never stops it, fpct
 print("--native stops it for the unwind only.  The machine is small (2 CPUs) and may be")
 print("shared with other work: compare rows of one run, not numbers across runs.")
 EOF
-# The BPF tier's benchmarks and the helper's attach benchmark print their own
-# sections (bench/sampler.sh needs build/tests/test_sampler, built by `make
-# unit`; bench/attach.sh compares getglobal with flight_profiler, which it
+# The BPF tier's benchmarks and the helper's print their own sections
+# (bench/attach.sh compares getglobal with flight_profiler, which it
 # pip-installs into bench/out/fp-venv on its first run, bench/watch.sh watch,
-# into bench/out/fp-venv-3.X).
-make --no-print-directory build/tests/test_sampler >/dev/null
-for b in bench/sampler.sh bench/gilstat.sh bench/attach.sh bench/watch.sh; do
+# into bench/out/fp-venv-3.X; bench/mem.sh measures mem summary's GIL pauses).
+for b in bench/sampler.sh bench/gilstat.sh bench/attach.sh bench/watch.sh bench/mem.sh; do
 	note "$b"
 	if section=$("$b"); then
 		printf '\n%s\n' "$section" >>bench/RESULTS.md
