@@ -30,6 +30,12 @@
 # when its body starts, to its end; return_obj is its return value (None for
 # an async generator).
 #
+# skip_instrument_frames(tb) is tb without the trampoline frames at its head
+# (an exception's traceback as the instrumented function raised it).  3.13
+# closes a generator suspended outside any try block without running it: no
+# event, so such a call gets no on_exit there (its entry is dropped once the
+# generator is gone).
+#
 # Hooks run in the application thread that made the call, holding the GIL.
 # An exception in a hook never reaches the application: the first is sent as
 # a "hook_error" event of the instrumenting request, the others are counted
@@ -393,7 +399,7 @@ def _instr_code_replace(code, **kw):
 
 def _instr_trampoline(orig, fresh):
     """The trampoline code for code object orig, with its placeholders
-    still in: (code, local prefix).  fresh: the original is called through
+    still in.  fresh: the original is called through
     a function made per call from the trampoline's own closure cells (an
     -nm inner function: each of its functions has its own cells), instead
     of a copy made once."""
@@ -459,7 +465,7 @@ def _instr_trampoline(orig, fresh):
           (orig.co_flags & (_CO_NESTED | _CO_ITERABLE_COROUTINE))}
     if hasattr(orig, "co_qualname"):
         kw["co_qualname"] = orig.co_qualname
-    return _instr_code_replace(code, **kw), p
+    return _instr_code_replace(code, **kw)
 
 
 def _instr_fill(code, objs):
@@ -584,7 +590,7 @@ class _InstrTramp(_InstrPoint):
         self.copy = None
         self.patched = []  # weakrefs to inner functions that already existed
         globs = rec.func.__globals__
-        tramp, _ = _instr_trampoline(code, nested)
+        tramp = _instr_trampoline(code, nested)
         objs = {_INSTR_K_ENTER: _instr_enter_fn(self), _INSTR_K_EXIT: _instr_end,
                 _INSTR_K_DRIVE: _instr_drive}
         if nested and code.co_freevars:
