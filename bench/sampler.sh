@@ -11,15 +11,25 @@
 #      fpd's sampler at 1 kHz on another, sleeping, Python process: its
 #      cpu-clock interrupts still hit the target's CPU, but the program finds
 #      nothing to walk there, so that row is what the interrupts alone cost.
-#      The target is pinned to the last CPU, fpd, fpctl and py-spy to the
-#      others (taskset), so the tools' own work does not take the target's
-#      CPU.  RUNS rounds (default 10), each running every row once in turn;
+#      The target is pinned to the last CPU and runs SCHED_FIFO there, fpd,
+#      fpctl and py-spy are pinned to the others (taskset), so neither the
+#      tools' own work nor the machine's other load take the target's CPU
+#      (but for the 5 % a second the kernel keeps from real-time tasks).
+#      RUNS rounds (default 10), each running every row once in turn;
 #      slowdown = median over the rounds of (time with the tool / time
 #      without it in the same round) - 1, which cancels the machine's load
 #      drifting between rounds.  FPD_BASELINE=DIR adds the fpd rows of the
 #      fpd and fpctl in DIR (e.g. a build of an older commit) to the same
 #      rounds.
-#   2. In-kernel cost per sample at depth 30 (plain and --native), from the
+#   2. What the target loses to short interruptions: the same target spins
+#      in a loop that reads the clock, 30 frames deep, and sums the gaps of
+#      2 to 100 us between two reads: an interrupt and what runs in it (the
+#      longer gaps are the real-time throttling above).  A cpu-clock
+#      interrupt shows there as one gap per sample; the tick trigger adds
+#      the walk to a tick that happens anyway.  This separates the direct
+#      cost from the noise the machine's load leaves in the run times.
+#      DETOUR_RUNS rounds (default 5) of 3 s per fpd row, medians.
+#   3. In-kernel cost per sample at depth 30 (plain and --native), from the
 #      kernel's BPF run-time statistics (kernel.bpf_stats_enabled, set for
 #      the measurement and restored), which perf's --json profile event
 #      carries: the program also runs (and returns at once) for every other
@@ -59,6 +69,16 @@ TARGET_CPU=$((NCPU - 1))
 TOOL_CPUS=0
 [ "$NCPU" -gt 2 ] && TOOL_CPUS="0-$((NCPU - 2))"
 [ "$NCPU" -gt 1 ] || { log "bench/sampler.sh: needs 2 CPUs (the target and the tools apart)"; exit 1; }
+
+# The target runs SCHED_FIFO on its CPU: other processes, which the machine
+# may be busy with, cannot take that CPU from it and pollute its caches
+# between two interrupts (the kernel still leaves them 5 % of each second).
+TARGET_RUN=(taskset -c "$TARGET_CPU")
+POLICY="normal scheduling"
+if chrt -f 1 true 2>/dev/null; then
+	TARGET_RUN=(chrt -f 1 "${TARGET_RUN[@]}")
+	POLICY="SCHED_FIFO"
+fi
 
 WORK=$(mktemp -d /tmp/fpd-sampler-bench.XXXXXX)
 chmod 755 "$WORK"
@@ -106,14 +126,40 @@ t0, c0 = time.perf_counter(), time.process_time()
 dive(30, iters)
 print("%.4f %.4f" % (time.perf_counter() - t0, time.process_time() - c0))
 EOF
+# The interruption meter: SECONDS of reading the clock 30 frames deep; prints
+# the gaps of 2-100 us per second and the ms per second they took.
+cat >"$WORK/detour.py" <<'EOF'
+import sys, time
+
+def dive(n, secs):
+    if n > 1:
+        return dive(n - 1, secs)
+    clock = time.perf_counter_ns
+    prev = start = clock()
+    end = start + int(secs * 1e9)
+    n = lost = 0
+    while prev < end:
+        t = clock()
+        d = t - prev
+        prev = t
+        if 2000 <= d < 100000:
+            n += 1
+            lost += d
+    return n / secs, lost / 1e6 / secs
+
+time.sleep(1.0)
+print("%.0f %.3f" % dive(30, float(sys.argv[1])))
+EOF
 "$TARGET_PY" -c "import time; time.sleep(86400)" &
 SLEEPER=$!
 PIDS+=($SLEEPER)
 
-# One timed run of the target under tool $1 at rate $2; prints "wall cpu" seconds.
+# One run of a target under tool $1 at rate $2 ($3: the target's script and
+# arguments, by default the timed work); prints what the target prints.
 run_once() {
 	local tool=$1 rate=$2 out=$WORK/out.txt pid tp="" stop=""
-	taskset -c "$TARGET_CPU" "$TARGET_PY" "$WORK/target.py" "$WORK_ITERS" >"$out" &
+	# shellcheck disable=SC2086
+	"${TARGET_RUN[@]}" "$TARGET_PY" ${3:-"$WORK/target.py" "$WORK_ITERS"} >"$out" &
 	pid=$!
 	# Attach once the interpreter is up (the target waits 1 s before its work).
 	sleep 0.3
@@ -135,6 +181,13 @@ run_once() {
 	cat "$out"
 }
 
+# Which trigger fpd uses at each rate (the tick up to CONFIG_HZ).
+declare -A TRIG
+for rate in 100 250 1000; do
+	TRIG[$rate]=$("${FPCTL[@]}" --json attach "$SLEEPER" perf -d 0.2 -r $rate --format collapsed -f "$WORK/t.collapsed" |
+		/usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["trigger"])')
+done
+
 ROWS=("none 0" "fpd 100" "fpd 1000" "fpd-elsewhere 1000")
 [ -z "$BASELINE" ] || ROWS+=("fpd-base 100" "fpd-base 1000")
 [ -z "$PYSPY" ] || ROWS+=("py-spy 100" "py-spy 1000" "py-spy-nb 100" "py-spy-nb 1000")
@@ -150,6 +203,18 @@ for ((r = 1; r <= RUNS; r++)); do
 done
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
+DROWS=("none 0" "fpd 100" "fpd 1000" "fpd-elsewhere 1000")
+[ -z "$BASELINE" ] || DROWS+=("fpd-base 100" "fpd-base 1000")
+declare -A GAPS
+log "interruptions: 3 s per run, ${DETOUR_RUNS:-5} rounds"
+for ((r = 1; r <= ${DETOUR_RUNS:-5}; r++)); do
+	for row in "${DROWS[@]}"; do
+		t=$(run_once $row "$WORK/detour.py 3")
+		GAPS[$row]="${GAPS[$row]:-} ${t/ /:}"
+		log "  round $r: $row: gaps/s, ms/s $t"
+	done
+done
+
 # Kernel cost: runs and run time of the program while sampling a spinning
 # target, minus the runs that only filtered out another process.
 STATS_WAS=$(sysctl -n kernel.bpf_stats_enabled)
@@ -160,23 +225,26 @@ kernel_stats() { # pid seconds rate [--native] -> "samples runs ns insns trigger
 print(e["samples"], b["runs"], b["run_ns"], b["verified_insns"], e["trigger"])'
 }
 log "kernel cost: 10 s each against a spinning and a sleeping target"
-taskset -c "$TARGET_CPU" "$TARGET_PY" "$WORK/target.py" 0 >/dev/null &
+"${TARGET_RUN[@]}" "$TARGET_PY" "$WORK/target.py" 0 >/dev/null &
 SPIN=$!
 PIDS+=($SPIN)
 sleep 1
 KSTATS=()
-for spec in "100" "1000" "1000 --native"; do
+for spec in "250" "1000" "1000 --native"; do
 	read -r s r ns insns trig < <(kernel_stats "$SPIN" 10 $spec)
 	read -r _ ri nsi _ _ < <(kernel_stats "$SLEEPER" 10 ${spec%% *})
 	KSTATS+=("$spec:$s:$r:$ns:$insns:$trig:$ri:$nsi")
 	log "  $spec Hz: $s samples, $r runs, $ns ns ($trig); sleeping target: $ri runs, $nsi ns"
 done
 
-/usr/bin/python3 - "$TARGET_PY" "$RUNS" "$WORK_ITERS" "$TARGET_CPU" "$TOOL_CPUS" "$LOAD_START" "$LOAD_END" "${BASELINE:-}" "${KSTATS[@]}" <<EOF
+/usr/bin/python3 - "$TARGET_PY" "$RUNS" "$WORK_ITERS" "$TARGET_CPU" "$TOOL_CPUS" "$LOAD_START" "$LOAD_END" "${BASELINE:-}" "${DETOUR_RUNS:-5}" "$POLICY" "${KSTATS[@]}" <<EOF
 import os, platform, statistics, subprocess, sys
-target_py, runs, iters, target_cpu, tool_cpus, load0, load1, baseline = sys.argv[1:9]
-kstats = [k.split(":") for k in sys.argv[9:]]
-times = {}
+target_py, runs, iters, target_cpu, tool_cpus, load0, load1, baseline, druns, policy = sys.argv[1:11]
+kstats = [k.split(":") for k in sys.argv[11:]]
+ktrig = {$(for rate in "${!TRIG[@]}"; do printf '"%s": "%s", ' "$rate" "${TRIG[$rate]}"; done)}
+times, gaps = {}, {}
+$(for row in "${DROWS[@]}"; do printf 'gaps["%s"] = [tuple(map(float, x.split(":"))) for x in "%s".split()]\n' "$row" "${GAPS[$row]}"; done)
+drows = [$(for row in "${DROWS[@]}"; do printf '"%s", ' "$row"; done)]
 $(for row in "${ROWS[@]}"; do printf 'times["%s"] = [tuple(map(float, x.split(":"))) for x in "%s".split()]\n' "$row" "${TIMES[$row]}"; done)
 rows = [$(for row in "${ROWS[@]}"; do printf '"%s", ' "$row"; done)]
 names = {"none": "no tool", "fpd": "fpd sampler (BPF)", "fpd-base": "fpd sampler, baseline build",
@@ -189,7 +257,7 @@ print("## Sampler: target slowdown and in-kernel cost\n")
 print("Generated by \`bench/sampler.sh\` (RUNS=%s%s): %s CPUs (%s), kernel %s; load average %s at the" % (
     runs, " FPD_BASELINE=%s" % baseline if baseline else "", os.cpu_count(), cpu or "?", platform.release(), load0))
 print("start, %s at the end.  Target: \`%s\`, %s additions 30 Python frames deep, timed by" % (load1, target_py, iters))
-print("the target, pinned to CPU %s; fpd, fpctl and py-spy pinned to CPU %s.  %s rounds of every row;" % (target_cpu, tool_cpus, runs))
+print("the target, pinned to CPU %s (%s); fpd, fpctl and py-spy pinned to CPU %s.  %s rounds of every row;" % (target_cpu, policy, tool_cpus, runs))
 print("slowdown = median over the rounds of (time with the tool / time without it in the same")
 print("round) - 1.  CPU time is the target's own (process_time): it includes the interrupts and")
 print("the BPF program, which run in the target's context; wall time also shows py-spy's pauses")
@@ -199,7 +267,6 @@ print("CPU: the trigger column.")
 print()
 print("| tool | rate Hz | trigger | median CPU s | CPU slowdown | median wall s | wall slowdown |")
 print("|---|---:|---|---:|---:|---:|---:|")
-ktrig = {k[0]: k[5] for k in kstats}
 for row in rows:
     tool, rate = row.split()
     t = times[row]
@@ -212,6 +279,20 @@ for row in rows:
             "fpd-base": "as built"}.get(tool, "-")
     print("| %s | %s | %s | %.3f | %s | %.3f | %s |" % (names[tool], rate if rate != "0" else "-", trig,
           m[1], slow[1], m[0], slow[0]))
+print()
+print("Short interruptions of the target (gaps of 2-100 µs while it reads the clock in a loop 30")
+print("frames deep; median of %s runs of 3 s per row, same pinning):" % druns)
+print()
+print("| tool | rate Hz | trigger | gaps per s | ms per s lost | more than without a tool |")
+print("|---|---:|---|---:|---:|---:|")
+g0 = [statistics.median(x[i] for x in gaps["none 0"]) for i in (0, 1)]
+for row in drows:
+    tool, rate = row.split()
+    g = [statistics.median(x[i] for x in gaps[row]) for i in (0, 1)]
+    trig = {"fpd": ktrig.get(rate, "?"), "fpd-elsewhere": ktrig.get(rate, "?"),
+            "fpd-base": "as built"}.get(tool, "-")
+    more = "-" if tool == "none" else "%+.2f %% of the CPU" % ((g[1] - g0[1]) / 10)
+    print("| %s | %s | %s | %.0f | %.2f | %s |" % (names[tool], rate if rate != "0" else "-", trig, g[0], g[1], more))
 print()
 print("In-kernel cost at depth 30 (BPF run-time statistics, 10 s each, per CPU rate as given):")
 print()

@@ -5,8 +5,8 @@
  * target (filtered here by tgid: a per-task event would follow one thread
  * only), and sends code addresses and instruction positions to user space.
  * Names and lines are resolved there, once per code object.  The scheduler
- * tick drives it up to the tick's rate, a cpu-clock perf event above
- * (sample_tick, sample).
+ * tick drives it up to the tick's rate; cpu-clock perf events add the
+ * samples above (sample_tick, sample).
  *
  * The verifier recipe of ../shared/research/bpf-notes.md: offsets come from
  * frozen .rodata (the verifier sees constants and prunes every other
@@ -277,7 +277,10 @@ static __always_inline int take_sample(void)
 	return 0;
 }
 
-/* Rates above the kernel's tick: a cpu-clock event per CPU fires it. */
+/*
+ * A cpu-clock event per CPU: the samples above the tick's rate, or all of
+ * them where the tick cannot be traced.
+ */
 SEC("perf_event")
 int sample(struct bpf_perf_event_data *ctx)
 {
@@ -294,10 +297,10 @@ struct {
 } tick_credit SEC(".maps");
 
 /*
- * Rates up to the tick's: the scheduler tick takes the sample when one is
+ * Up to the tick's rate: the scheduler tick takes the sample when one is
  * due, so sampling adds no interrupt of its own (a cpu-clock event is an
- * interrupt per sample, which costs a virtual machine tens of microseconds
- * each: bench/RESULTS.md).  Each tick stands for 1/HZ s of the CPU's time,
+ * interrupt per sample, which costs a virtual machine about 18 us each:
+ * bench/RESULTS.md).  Each tick stands for 1/HZ s of the CPU's time,
  * as the kernel's own CPU-time accounting has it: a sample is taken each
  * time the ticks seen on this CPU add up to another period, of whatever
  * runs there, like the cpu-clock event does.  A BTF tracepoint on the

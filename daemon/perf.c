@@ -12,7 +12,7 @@
  *
  * Event (perf: exactly one, when sampling stops; top: one per second):
  *   {"event":"profile","samples":N,"lost":n,"faulted":n,"dropped":n,
- *    "duration_s":x,"rate":r,"exited":b,"trigger":"tick"|"cpu-clock"|"timer",
+ *    "duration_s":x,"rate":r,"exited":b,"trigger":"tick"|"tick+cpu-clock"|...,
  *    "bpf":{"runs":n,"run_ns":n,"verified_insns":n},"frames":[...],"stacks":[...]}
  * "samples" is what the stacks hold; "lost" and "faulted" are the sampler's
  * (samples the kernel side could not deliver, walks cut by a fault);

@@ -1,11 +1,12 @@
 /*
  * The sampler behind `perf` and `top` (see sampler.h).
  *
- * On-CPU sampling: bpf/sampler.bpf.c runs in the timer interrupts the
- * kernel takes anyway (its scheduler tick among them) when the rate is at
- * most the tick's (CONFIG_HZ), else on a cpu-clock event per CPU, whose
- * interrupt per sample is what sampling costs a virtual machine most; it
- * sends (code address, instruction position) pairs through a ring buffer
+ * On-CPU sampling: bpf/sampler.bpf.c runs in the scheduler tick, an
+ * interrupt the kernel takes anyway, when the rate is at most the tick's
+ * (CONFIG_HZ); above, every tick samples and a cpu-clock event per CPU adds
+ * the rest, an interrupt per sample, which is what sampling costs a
+ * virtual machine most (bench/RESULTS.md).  It sends (code address,
+ * instruction position) pairs through a ring buffer
  * without waking us; fp_sampler_poll drains it on its own timer, resolves
  * each code object once (py/codecache.c, revalidated every poll) and its
  * current line every sample.
@@ -76,7 +77,8 @@ struct fp_sampler {
 	struct fp_codecache codes;
 
 	struct sampler_bpf *skel;
-	struct bpf_program *prog; /* the one loaded: sample_tick or sample */
+	bool tick;	/* sample_tick runs (in the scheduler tick) */
+	int event_rate; /* sample runs on cpu-clock events at this rate, 0: not */
 	struct bpf_link **links;
 	int nlinks;
 	int ncpu; /* possible CPUs: the per-CPU counters' width */
@@ -680,14 +682,20 @@ void fp_sampler_stats(const struct fp_sampler *s, struct fp_sampler_stats *out)
 		out->trigger = "timer";
 		return;
 	}
-	out->trigger = s->prog == s->skel->progs.sample_tick ? "tick" : "cpu-clock";
-	struct bpf_prog_info info;
-	uint32_t len = sizeof(info);
-	memset(&info, 0, sizeof(info));
-	if (bpf_obj_get_info_by_fd(bpf_program__fd(s->prog), &info, &len) == 0) {
-		out->kernel_runs = info.run_cnt;
-		out->kernel_ns = info.run_time_ns;
-		out->kernel_insns = info.verified_insns;
+	out->trigger = !s->event_rate ? "tick" : s->tick ? "tick+cpu-clock" : "cpu-clock";
+	struct bpf_program *progs[] = {s->tick ? s->skel->progs.sample_tick : NULL,
+				       s->event_rate ? s->skel->progs.sample : NULL};
+	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
+		struct bpf_prog_info info;
+		uint32_t len = sizeof(info);
+		memset(&info, 0, sizeof(info));
+		if (progs[i] &&
+		    bpf_obj_get_info_by_fd(bpf_program__fd(progs[i]), &info, &len) == 0) {
+			out->kernel_runs += info.run_cnt;
+			out->kernel_ns += info.run_time_ns;
+			if (info.verified_insns > out->kernel_insns)
+				out->kernel_insns = info.verified_insns;
+		}
 	}
 }
 
@@ -702,7 +710,8 @@ static void stop_bpf(struct fp_sampler *s)
 	s->rb = NULL;
 	sampler_bpf__destroy(s->skel);
 	s->skel = NULL;
-	s->prog = NULL;
+	s->tick = false;
+	s->event_rate = 0;
 }
 
 void fp_sampler_close(struct fp_sampler *s)
@@ -809,21 +818,16 @@ static void find_tick(void)
 		fclose(f);
 }
 
-/* One cpu-clock event per CPU, each running the program. */
+/* One cpu-clock event per CPU at s->event_rate, each running the program. */
 static int attach_perf_events(struct fp_sampler *s, char *err, size_t errlen)
 {
-	s->links = calloc((size_t)s->ncpu, sizeof(*s->links));
-	if (!s->links) {
-		snprintf(err, errlen, "out of memory for the sampler's perf events");
-		return -1;
-	}
 	int attached = 0;
 	for (int cpu = 0; cpu < s->ncpu; cpu++) {
 		struct perf_event_attr a = {
 		    .type = PERF_TYPE_SOFTWARE,
 		    .size = sizeof(a),
 		    .config = PERF_COUNT_SW_CPU_CLOCK,
-		    .sample_period = 1000000000ULL / (uint64_t)s->o.rate_hz,
+		    .sample_period = 1000000000ULL / (uint64_t)s->event_rate,
 		};
 		/* All tasks on this CPU: the program keeps the target's (a per-task event
 		 * would follow one thread only). */
@@ -835,7 +839,7 @@ static int attach_perf_events(struct fp_sampler *s, char *err, size_t errlen)
 				 cpu, strerror(errno));
 			return -1;
 		}
-		struct bpf_link *link = bpf_program__attach_perf_event(s->prog, fd);
+		struct bpf_link *link = bpf_program__attach_perf_event(s->skel->progs.sample, fd);
 		if (!link) {
 			int e = errno;
 			close(fd);
@@ -854,9 +858,12 @@ static int attach_perf_events(struct fp_sampler *s, char *err, size_t errlen)
 	return 0;
 }
 
-/* Loads the program for one trigger (tick or perf events) and starts it. */
-static int start_bpf(struct fp_sampler *s, const struct fp_sampler_cfg *cfg, bool tick, char *err,
-		     size_t errlen)
+/*
+ * Loads and starts the programs: sample_tick in the scheduler tick when
+ * `tick`, sample on cpu-clock events at event_rate when not 0.
+ */
+static int start_bpf(struct fp_sampler *s, const struct fp_sampler_cfg *cfg, bool tick,
+		     int event_rate, char *err, size_t errlen)
 {
 	s->skel = sampler_bpf__open();
 	if (!s->skel) {
@@ -865,9 +872,10 @@ static int start_bpf(struct fp_sampler *s, const struct fp_sampler_cfg *cfg, boo
 		return -1;
 	}
 	memcpy((void *)&s->skel->rodata->cfg, cfg, sizeof(*cfg));
-	s->prog = tick ? s->skel->progs.sample_tick : s->skel->progs.sample;
+	s->tick = tick;
+	s->event_rate = event_rate;
 	bpf_program__set_autoload(s->skel->progs.sample_tick, tick);
-	bpf_program__set_autoload(s->skel->progs.sample, !tick);
+	bpf_program__set_autoload(s->skel->progs.sample, event_rate > 0);
 	int rc = sampler_bpf__load(s->skel);
 	if (rc) {
 		snprintf(err, errlen,
@@ -889,18 +897,22 @@ static int start_bpf(struct fp_sampler *s, const struct fp_sampler_cfg *cfg, boo
 		snprintf(err, errlen, "counting the CPUs failed: %s", strerror(-s->ncpu));
 		return -1;
 	}
-	if (!tick)
-		return attach_perf_events(s, err, errlen);
-	s->links = calloc(1, sizeof(*s->links));
-	if (s->links)
-		s->links[0] = bpf_program__attach(s->prog);
-	if (!s->links || !s->links[0]) {
-		snprintf(err, errlen, "attaching the sampler to the timer interrupts failed: %s",
-			 strerror(errno));
+	s->links = calloc((size_t)s->ncpu + 1, sizeof(*s->links));
+	if (!s->links) {
+		snprintf(err, errlen, "out of memory for the sampler's links");
 		return -1;
 	}
-	s->nlinks = 1;
-	return 0;
+	if (tick) {
+		s->links[0] = bpf_program__attach(s->skel->progs.sample_tick);
+		if (!s->links[0]) {
+			snprintf(err, errlen,
+				 "attaching the sampler to the scheduler tick failed: %s",
+				 strerror(errno));
+			return -1;
+		}
+		s->nlinks = 1;
+	}
+	return event_rate ? attach_perf_events(s, err, errlen) : 0;
 }
 
 static int open_bpf(struct fp_sampler *s, char *err, size_t errlen)
@@ -934,20 +946,26 @@ static int open_bpf(struct fp_sampler *s, char *err, size_t errlen)
 	}
 
 	pthread_once(&tick_once, find_tick);
-	cfg.period_ns = 1000000000ULL / (uint64_t)s->o.rate_hz;
-	cfg.tick_ns = ktick.hz ? 1000000000ULL / (uint64_t)ktick.hz : 0;
-	cfg.tick_fn = ktick.handler;
 	/* FPD_BPF_DEBUG=1: libbpf's log, the verifier's included, on stderr. */
 	libbpf_set_print(getenv("FPD_BPF_DEBUG") ? loud : quiet);
-	if (cfg.tick_ns && cfg.tick_fn && s->o.rate_hz <= ktick.hz &&
-	    start_bpf(s, &cfg, true, err, errlen) == 0)
-		return 0;
+	if (ktick.hz && ktick.handler) {
+		/*
+		 * Above the tick's rate every tick samples and cpu-clock events
+		 * add the rest: HZ fewer interrupts than events alone.
+		 */
+		int events = s->o.rate_hz > ktick.hz ? s->o.rate_hz - ktick.hz : 0;
+		cfg.tick_ns = 1000000000ULL / (uint64_t)ktick.hz;
+		cfg.tick_fn = ktick.handler;
+		cfg.period_ns = events ? cfg.tick_ns : 1000000000ULL / (uint64_t)s->o.rate_hz;
+		if (start_bpf(s, &cfg, true, events, err, errlen) == 0)
+			return 0;
+		stop_bpf(s);
+	}
 	/*
-	 * Above the tick's rate, or the tick unknown (no kernel configuration,
-	 * kallsyms hidden) or not traceable (no BTF): a cpu-clock event per CPU.
+	 * The tick unknown (no kernel configuration, kallsyms hidden) or not
+	 * traceable (no BTF): cpu-clock events alone.
 	 */
-	stop_bpf(s);
-	return start_bpf(s, &cfg, false, err, errlen);
+	return start_bpf(s, &cfg, false, s->o.rate_hz, err, errlen);
 }
 
 int fp_sampler_open(const struct fp_python *py, const struct fp_sampler_opts *o,

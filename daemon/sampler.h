@@ -39,9 +39,10 @@ struct fp_sampler_stats {
 	uint64_t lost;	  /* dropped by the kernel side (ring buffer full, ...) */
 	uint64_t faulted; /* walks cut by a fault reading target memory */
 	/*
-	 * What takes the samples: "tick" (the timer interrupts the kernel takes
-	 * anyway, rates up to CONFIG_HZ), "cpu-clock" (a perf event per CPU) or
-	 * "timer" (--idle: a user-space timer).
+	 * What takes the samples: "tick" (the scheduler tick, rates up to
+	 * CONFIG_HZ), "tick+cpu-clock" (above: each tick, and perf events for
+	 * the rest), "cpu-clock" (perf events alone: the tick could not be
+	 * traced) or "timer" (--idle: a user-space timer).
 	 */
 	const char *trigger;
 	/*
