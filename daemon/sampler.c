@@ -787,7 +787,8 @@ static pthread_once_t tick_once = PTHREAD_ONCE_INIT;
 /*
  * CONFIG_HZ from the kernel's configuration (gzopen reads a plain file as
  * it is), and the tick's hrtimer function from kallsyms: tick_nohz_handler
- * since Linux 6.9, tick_sched_timer before.
+ * since Linux 6.9, tick_sched_timer before, when every CPU runs its tick on
+ * an hrtimer.
  */
 static void find_tick(void)
 {
@@ -804,7 +805,19 @@ static void find_tick(void)
 			ktick.hz = 0;
 	if (z)
 		gzclose(z);
-	FILE *f = fopen("/proc/kallsyms", "r");
+	/* Without high-resolution timers the tick is no hrtimer: nothing to trace. */
+	FILE *f = fopen("/proc/timer_list", "r");
+	bool hres = false;
+	int active;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, " .hres_active : %d", &active) == 1) {
+			hres = active == 1;
+			if (!hres)
+				break;
+		}
+	if (f)
+		fclose(f);
+	f = hres ? fopen("/proc/kallsyms", "r") : NULL;
 	while (f && !ktick.handler && fgets(line, sizeof(line), f)) {
 		unsigned long long addr;
 		char type, name[128];
