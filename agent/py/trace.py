@@ -15,9 +15,10 @@
 # to the application's own profile function, which is restored exactly), and
 # sys.monitoring on 3.12+ under a tool id of our own (the application's
 # profilers are other tools and stay untouched).  With sys.monitoring the
-# events are enabled for every thread while at least one traced call runs:
-# the other threads then pay a C callback per call for that time.  When no
-# tool id is free there, PyEval_SetProfile is used on 3.12+ too.
+# events are enabled for every thread while traced calls run and until none
+# has for 0.1 s: the other threads then pay a C callback per call for that
+# time.  When no tool id is free there, PyEval_SetProfile is used on 3.12+
+# too.
 import builtins
 import sys
 import time
@@ -44,8 +45,15 @@ _TRACE_CO_ASYNC = 0x80 | 0x100 | 0x200  # coroutine, iterable coroutine, async g
 _TRACE_CO_RESUMABLE = _TRACE_CO_ASYNC | 0x20  # and generator
 
 # The sys.monitoring tool shared by every trace of the process: its id, the
-# traces using it and the traced calls running now (events are on while > 0).
-_trace_mon = {"tool": None, "users": 0, "running": 0}
+# traces using it, the traced calls running now, whether its events are on
+# and since when no traced call runs.  The events go on with a traced call
+# and off once none has run for _TRACE_MON_IDLE_S: each switch makes every
+# thread re-instrument the code it runs next (tens of us for a traced call's
+# code alone), too much to pay per call for a method called back to back,
+# while events left on for the whole command would cost every other thread
+# a callback per call for as long as the trace waits for calls.
+_TRACE_MON_IDLE_S = 0.1
+_trace_mon = {"tool": None, "users": 0, "running": 0, "on": False, "idle_since": 0.0}
 _trace_mon_lock = _thread.allocate_lock()
 
 
@@ -74,8 +82,7 @@ def _trace_mon_release():
             return
         mon = sys.monitoring
         tool = _trace_mon["tool"]
-        _trace_mon["tool"] = None
-        _trace_mon["running"] = 0
+        _trace_mon.update(tool=None, running=0, on=False)
         mon.set_events(tool, 0)
         for name in _TRACE_MON_EVENTS:
             mon.register_callback(tool, getattr(mon.events, name), None)
@@ -83,17 +90,28 @@ def _trace_mon_release():
 
 
 def _trace_mon_events(delta):
-    """A traced call starts (+1) or ends (-1): the events are on while any
-    runs.  Under the GIL, so no lock: set_events releases nothing."""
-    before = _trace_mon["running"]
-    _trace_mon["running"] = before + delta
-    if (before == 0) != (before + delta == 0) and _trace_mon["tool"] is not None:
-        mon = sys.monitoring
-        mask = 0
-        if before == 0:
+    """A traced call starts (+1) or ends (-1)."""
+    with _trace_mon_lock:
+        _trace_mon["running"] += delta
+        if delta > 0 and not _trace_mon["on"] and _trace_mon["tool"] is not None:
+            mon = sys.monitoring
+            mask = 0
             for name in _TRACE_MON_EVENTS:
                 mask |= getattr(mon.events, name)
-        mon.set_events(_trace_mon["tool"], mask)
+            mon.set_events(_trace_mon["tool"], mask)
+            _trace_mon["on"] = True
+        if not _trace_mon["running"]:
+            _trace_mon["idle_since"] = time.monotonic()
+
+
+def _trace_mon_idle():
+    """Turns the events off once no traced call has run for a while (the
+    request threads ask every 0.1 s)."""
+    with _trace_mon_lock:
+        if _trace_mon["on"] and not _trace_mon["running"] and \
+                time.monotonic() - _trace_mon["idle_since"] >= _TRACE_MON_IDLE_S:
+            sys.monitoring.set_events(_trace_mon["tool"], 0)
+            _trace_mon["on"] = False
 
 
 def _trace_compile(req, text):
@@ -308,6 +326,8 @@ class _TraceHooks(object):
         reported = 0
         while self.sent < self.limit and not self.req.cancelled():
             self.wake.acquire(True, 0.1)
+            if self.monitor:
+                _trace_mon_idle()
             self.flush(names)
             drops = self.drops
             if drops > reported:

@@ -75,8 +75,16 @@ def check_depth_and_interval(ns):
     rid = start("slow", interval=1, limits=1)
     tracee.slow(0.005)
     (t,) = traces(rid)
-    assert shape(t) == [(0, "slow", 1), (1, "time.sleep", 1)], t
-    assert t["hidden"] == 1 and t["nodes"][1]["ms"] >= 5.0, t
+    assert slow_shown(t, 1.0), t
+
+
+def slow_shown(t, ms):
+    """What -i ms shows of slow(): the sleep, and leaf only when a busy
+    machine preempted it long enough to cost ms."""
+    got = shape(t)
+    assert got[:2] == [(0, "slow", 1), (1, "time.sleep", 1)], got
+    assert all(n["ms"] >= ms for n in t["nodes"][1:]) and t["nodes"][1]["ms"] >= 5.0, t
+    return all(name in ("leaf", "sum") for _, name, _ in got[2:])
 
 
 def check_app_profiler_chained_and_restored(ns):
@@ -197,16 +205,17 @@ def check_generator_consumer(ns):
 
 
 def check_coroutine(ns):
-    rid = start("coro", limits=1)
+    rid = start("coro", interval=5, limits=1)
     loop = asyncio.new_event_loop()
     try:
         assert loop.run_until_complete(tracee.coro(0.02)) == tracee.leaf(20)
     finally:
         loop.close()
     (t,) = traces(rid)
-    got = shape(t)
+    got = [s for s in shape(t) if s[1] in ("coro", "sleep", "[await]")]
     assert got == [(0, "coro", 1), (1, "sleep", 2), (2, "[await]", 1)], got
-    assert t["nodes"][2]["ms"] >= 19.0 and t["nodes"][0]["ms"] >= t["nodes"][1]["ms"], t
+    wait = [n for n in t["nodes"] if n["name"] == "[await]"][0]
+    assert wait["ms"] >= 19.0 and t["nodes"][0]["ms"] >= wait["ms"], t
 
 
 def check_threads(ns):
@@ -219,7 +228,7 @@ def check_threads(ns):
         th.join()
     got = traces(rid)
     assert sorted(t["thread"] for t in got) == ["t0", "t1", "t2", "t3"], got
-    assert all(shape(t) == [(0, "slow", 1), (1, "time.sleep", 1)] for t in got), got
+    assert all(slow_shown(t, 0.1) for t in got), got
 
 
 def _blocked_call(done):
