@@ -304,8 +304,9 @@ struct {
  * as the kernel's own CPU-time accounting has it: a sample is taken each
  * time the ticks seen on this CPU add up to another period, of whatever
  * runs there, like the cpu-clock event does.  A BTF tracepoint on the
- * tick's hrtimer, because this kernel refuses fentry programs and has no
- * kprobes; it fires in the timer interrupt, on the interrupted task.
+ * tick's hrtimer, because fentry programs are refused on some kernels (this
+ * project's VM) and kprobes compiled out of others; it fires in the timer
+ * interrupt, on the interrupted task.
  */
 SEC("tp_btf/hrtimer_expire_entry")
 int BPF_PROG(sample_tick, struct hrtimer *timer)

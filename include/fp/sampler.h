@@ -33,7 +33,7 @@ struct fp_sampler_cfg {
 	uint32_t pad;
 	uint64_t gil_locked; /* address of the GIL's locked word, 0 when unknown */
 	uint64_t gil_holder; /* address of the GIL's last_holder word */
-	uint64_t period_ns;  /* tick-driven sampling: 1 s / rate */
+	uint64_t period_ns;  /* the tick samples once per period_ns of tick time */
 	uint64_t tick_ns;    /* the kernel's tick, 1 s / CONFIG_HZ */
 	uint64_t tick_fn;    /* the tick hrtimer's function (kallsyms) */
 	struct fp_layout layout;
