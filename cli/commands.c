@@ -405,18 +405,29 @@ static const struct cli_command shell_commands[] = {
     },
     {
 	.name = "torch",
-	.state = CLI_PLANNED,
-	.id = CLI_CMD_OTHER,
+	.state = CLI_AVAILABLE,
+	.id = CLI_CMD_AGENT,
+	.agent = &cli_agent_torch,
 	.summary = "PyTorch profile or CUDA memory snapshot of the next call",
 	.usage = "torch profile module [class] method [-f FILE.json] [-nm inner]\n"
 		 "torch memory -s [-f FILE.pickle]\n"
-		 "torch memory -r module [class] method [-f FILE.pickle]",
-	.description = "Runs the next call of the method under torch.profiler, dumps a CUDA\n"
-		       "memory snapshot, or records allocations during the next call. Needs\n"
-		       "the in-process helper.",
-	.examples = EX("torch profile __main__ A hello", "torch memory -s",
-		       "torch memory -r __main__ Solution call"),
-	.options = OPTS({"-f, --filepath FILE", "output file"},
+		 "torch memory -r module [class] method [-f FILE.pickle] [-nm inner]",
+	.description = "profile: the next call of the method runs under torch.profiler (CPU,\n"
+		       "plus CUDA where available); its Chrome trace is written to FILE\n"
+		       "(default trace.json). memory -s: a CUDA memory snapshot; memory -r:\n"
+		       "CUDA allocations are recorded during the next call of the method\n"
+		       "(default snapshot.pickle, for pytorch.org/memory_viz). Files are\n"
+		       "written by fpctl, relative to its working directory. Only that\n"
+		       "function is instrumented, until its next call ends, Ctrl-C or\n"
+		       "detach. A process that has not imported torch, or has no CUDA for\n"
+		       "memory, gets one line and is left alone. Needs the in-process helper.",
+	.examples = EX("torch profile __main__ A hello", "torch profile __main__ A hello -f a.json",
+		       "torch memory -s", "torch memory -r __main__ Solution call"),
+	.options = OPTS({"module", "runtime module name (__main__ for the script)"},
+			{"class", "class of the method, if any"},
+			{"method", "function, method or coroutine whose next call is observed"},
+			{"-f, --filepath FILE", "output file (.json for profile, .pickle for memory)"},
+			{"-nm, --nested-method inner", "the function inner defined in method"},
 			{"-s, --snapshot", "snapshot the CUDA memory now"},
 			{"-r, --record", "record allocations during the next call"}),
     },
