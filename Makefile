@@ -192,3 +192,32 @@ format:
 
 clean:
 	rm -rf build
+
+# gpu: libfpcupti.so, the CUPTI side of `gpu`, a library of its own that the
+# helper loads into a target only when it already runs CUDA (libfpagent.so
+# stays libc-only).  CUDA_HOME: /usr/local/cuda, else the toolkit of the nvcc
+# on PATH; without CUPTI there the build goes on and `gpu` says so.
+CUDA_HOME ?= $(firstword $(wildcard /usr/local/cuda) \
+	$(patsubst %/bin/nvcc,%,$(realpath $(shell command -v nvcc 2>/dev/null))))
+CUPTI_H := $(firstword $(wildcard $(CUDA_HOME)/include/cupti.h $(CUDA_HOME)/extras/CUPTI/include/cupti.h))
+CUPTI_SO := $(firstword $(wildcard $(CUDA_HOME)/lib64/libcupti.so $(CUDA_HOME)/lib/libcupti.so \
+	$(CUDA_HOME)/extras/CUPTI/lib64/libcupti.so))
+GPU_OBJ := $(BUILD)/gpu-obj/gpu/fpcupti.o $(BUILD)/gpu-obj/gpu/gpu_trace.o
+$(BUILD)/tests/test_gpu_trace: $(BUILD)/obj/gpu/gpu_trace.o
+ifneq ($(and $(CUPTI_H),$(CUPTI_SO)),)
+all: $(BUILD)/libfpcupti.so
+$(BUILD)/gpu-obj/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -O2 -fPIC -fvisibility=hidden -pthread -I$(dir $(CUPTI_H)) -MMD -MP -c $< -o $@
+# The rpath finds this toolkit's libcupti wherever the target runs from.
+$(BUILD)/libfpcupti.so: $(GPU_OBJ) gpu/libfpcupti.map
+	$(CC) -shared -pthread -Wl,--version-script=gpu/libfpcupti.map -Wl,-rpath,$(dir $(CUPTI_SO)) \
+		-o $@ $(GPU_OBJ) -L$(dir $(CUPTI_SO)) -lcupti -ldl
+install: install-gpu
+.PHONY: install-gpu
+install-gpu: $(BUILD)/libfpcupti.so
+	install -D -m 0644 $< $(DESTDIR)$(PREFIX)/lib/fpd/libfpcupti.so
+-include $(shell find $(BUILD)/gpu-obj -name '*.d' 2>/dev/null)
+else
+$(info gpu: no CUPTI under CUDA_HOME=$(CUDA_HOME): building without it, `gpu` will say so)
+endif
