@@ -129,6 +129,17 @@ def test_profile_default_file_method_and_nested(fpctl, target, outdir):
     assert_restored(fpctl, target)
 
 
+def test_cancel_before_the_call(fpctl, target, outdir):
+    r = fpctl("--timeout", "1", "attach", target.pid, "torch", "profile", "__main__", "never",
+              "-f", "n.json", check=False, cwd=str(outdir))
+    assert r.rc == 1, r
+    assert "stopped before the call ended; nothing written" in r.err, r.err
+    assert list(outdir.iterdir()) == []
+    assert value(fpctl, target.pid, "__main__", "never",
+                 "target.__code__ is target.__globals__['NEVER_CODE']") == "True"
+    assert_restored(fpctl, target)
+
+
 def test_memory_without_cuda(fpctl, target, outdir):
     for args in (["memory", "-s"], ["memory", "-r", "__main__", "infer"],
                  ["memory", "-s", "-f", "m.pickle"]):

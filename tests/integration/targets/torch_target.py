@@ -27,6 +27,14 @@ class Model(torch.nn.Module):
 MODEL = Model()
 
 
+def never():
+    """Never called: a torch profile of it waits until cancelled."""
+    return MODEL
+
+
+NEVER_CODE = never.__code__
+
+
 def infer(batch):
     with torch.no_grad():
         return MODEL(batch).sum().item()
