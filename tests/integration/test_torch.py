@@ -185,3 +185,49 @@ def test_process_without_torch(fpctl, idle, outdir):
     assert value(fpctl, idle.pid, "sys", "modules", "'torch' in target") == "False"
     assert list(outdir.iterdir()) == []
     idle.ping()
+
+
+# ----------------------------------------------------------------------------
+# Every interpreter, with a stand-in torch (targets/fake_torch_target.py):
+# the helper's side on 3.6-3.14 (both instrumentation mechanisms), the CUDA
+# paths, and output that takes several chunks.
+
+@pytest.fixture(scope="module")
+def fake(interp, workdir):
+    t = fpdtest.Target(interp.python, "fake_torch_target.py", logdir=workdir).ready()
+    yield t
+    t.kill()
+
+
+def test_fake_torch_every_interpreter(fpctl, fake, outdir):
+    import pickle
+
+    def log_is(expr):
+        return value(fpctl, fake.pid, "__main__", "LOG", expr) == "True"
+
+    r = torch_cmd(fpctl, fake.pid, "profile", "__main__", "step", cwd=str(outdir))
+    assert "__main__.step" in r.out and "to trace.json" in r.out, r.out
+    with open(str(outdir / "trace.json")) as f:
+        trace = json.load(f)
+    assert (outdir / "trace.json").stat().st_size > 2 * 768 * 1024
+    assert len(trace["traceEvents"]) == 30000
+    assert trace["traceEvents"][0]["tid"] == "worker"  # started in the caller's thread
+    assert trace["activities"] == ["cpu", "cuda"]
+    assert log_is("target == ['start', 'stop']")
+
+    r = torch_cmd(fpctl, fake.pid, "memory", "-s", "-f", "s.pickle", cwd=str(outdir))
+    assert "Wrote the CUDA memory snapshot" in r.out and "to s.pickle" in r.out, r.out
+    with open(str(outdir / "s.pickle"), "rb") as f:
+        assert pickle.load(f)["segments"] == [{"size": 1 << 20}]
+
+    r = torch_cmd(fpctl, fake.pid, "memory", "-r", "__main__", "step", cwd=str(outdir))
+    assert "Wrote the CUDA memory record of __main__.step" in r.out, r.out
+    with open(str(outdir / "snapshot.pickle"), "rb") as f:
+        snap = pickle.load(f)
+    # On while the call ran, the snapshot before turning it off.
+    assert snap["recording"] == [("record", "all", 100000), "snapshot"]
+    assert log_is("target[-3:] == [('record', 'all', 100000), 'snapshot', ('record', None, 9)]")
+    before = int(value(fpctl, fake.pid, "__main__", "COUNTS", "target['calls']"))
+    fpdtest.wait_for(lambda: int(value(fpctl, fake.pid, "__main__", "COUNTS",
+                                       "target['calls']")) > before, 30, "worker calls")
+    fake.ping()
