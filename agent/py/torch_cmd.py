@@ -188,7 +188,7 @@ def _torch_call_fields(hooks):
     return fields
 
 
-def _torch_next_call(req, torch, start, stop):
+def _torch_next_call(req, start, stop):
     """Instruments the method of the request, runs start/stop around its
     next call, removes the instrumentation; returns the hooks, or None when
     cancelled before the call ended."""
@@ -224,7 +224,7 @@ def _torch_profile(req, torch):
     if cuda:
         acts.append(profiler.ProfilerActivity.CUDA)
     prof = profiler.profile(activities=acts)
-    hooks = _torch_next_call(req, torch, prof.start, prof.stop)
+    hooks = _torch_next_call(req, prof.start, prof.stop)
     if hooks is None:
         return
     fd, path = tempfile.mkstemp(prefix="fpd-torch-", suffix=".json")
@@ -245,7 +245,7 @@ def _torch_profile(req, torch):
 
 def _torch_snapshot(req, torch):
     _torch_need_cuda(req, torch)
-    fn, snap = _torch_history_fn(torch)
+    snap = _torch_history_fn(torch)[1]
     if snap is None:
         raise CommandError("%s: torch %s has no torch.cuda.memory._snapshot" % (
             req.cmd, getattr(torch, "__version__", "?")), code="no_snapshot")
@@ -274,7 +274,7 @@ def _torch_record(req, torch):
         finally:
             fn(*off_a, **off_k)
 
-    hooks = _torch_next_call(req, torch, lambda: fn(*on_a, **on_k), stop)
+    hooks = _torch_next_call(req, lambda: fn(*on_a, **on_k), stop)
     if hooks is None:
         return
     size = _torch_send(req, pickle.dumps(hooks.result))
