@@ -85,6 +85,7 @@ extern const struct cli_agent_cmd cli_agent_reload;
 extern const struct cli_agent_cmd cli_agent_watch;
 extern const struct cli_agent_cmd cli_agent_tt;
 extern const struct cli_agent_cmd cli_agent_trace;
+extern const struct cli_agent_cmd cli_agent_gpu;
 extern const struct cli_agent_cmd cli_agent_torch;
 
 #endif

@@ -433,13 +433,20 @@ static const struct cli_command shell_commands[] = {
     },
     {
 	.name = "gpu",
-	.state = CLI_PLANNED,
-	.id = CLI_CMD_OTHER,
+	.state = CLI_AVAILABLE,
+	.id = CLI_CMD_AGENT,
+	.agent = &cli_agent_gpu,
 	.summary = "CUDA kernels and copies, with the Python stacks behind",
 	.usage = "gpu [-d SECONDS] [-f FILE.json]",
-	.description = "Captured through CUPTI; written as a Chrome trace.",
-	.examples = EX("gpu -d 10 -f gpu.json"),
-	.options = OPTS({"-d SECONDS", "capture duration"}, {"-f FILE.json", "output file"}),
+	.description = "Captured through CUPTI (libfpcupti.so, loaded into the target only when\n"
+		       "it already runs CUDA with a context) for -d seconds (default 5), and\n"
+		       "written by fpctl as a Chrome/Perfetto trace (default gpu_trace.json):\n"
+		       "kernels, copies, memsets on GPU stream tracks, the Python stack of each\n"
+		       "launch on its thread's track, a flow from each launch to its kernel.\n"
+		       "Prints the kernels with the most GPU time.",
+	.examples = EX("gpu", "gpu -d 10 -f gpu.json"),
+	.options = OPTS({"-d, --duration SECONDS", "capture duration, 0.1 to 3600 (default 5)"},
+			{"-f, --filepath FILE.json", "output file (default gpu_trace.json)"}),
     },
     {
 	.name = "history",

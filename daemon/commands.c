@@ -26,6 +26,7 @@ static const struct {
     {"watch", fp_cmd_agent},
     {"trace", fp_cmd_agent},
     {"tt", fp_cmd_agent},
+    {"gpu", fp_cmd_agent},
     {"torch", fp_cmd_agent},
     {"hello", fp_cmd_agent},
 };
