@@ -152,10 +152,11 @@ static void test_attach_forms(void **state)
 	assert_int_equal(inv.action, CLI_ACT_HELP);
 	assert_string_equal(inv.help_topic, "attach");
 
-	/* Planned commands are recognised but their arguments are not judged. */
-	assert_int_equal(PARSE(&inv, &err, "attach", "42", "gpu", "-zz"), 0);
-	assert_int_equal(inv.action, CLI_ACT_RUN);
-	assert_int_equal(inv.cmd.def->state, CLI_PLANNED);
+	/* gpu runs in the helper: its options are judged by its table. */
+	assert_int_equal(PARSE(&inv, &err, "attach", "42", "gpu", "-d", "2", "-f", "t.json"), 0);
+	assert_int_equal(inv.cmd.def->id, CLI_CMD_AGENT);
+	assert_int_equal(PARSE(&inv, &err, "attach", "42", "gpu", "-zz"), 2);
+	assert_string_equal(err.topic, "gpu");
 
 	/* Helper commands are checked against their option tables. */
 	assert_int_equal(PARSE(&inv, &err, "attach", "42", "getglobal", "__main__", "x", "-x", "2"),
@@ -335,15 +336,11 @@ static void test_command_table(void **state)
 	    "module", "reload", "perf",	   "top",   "console", "mem",	    "gilstat",
 	    "torch",  "gpu",	"history", "cls",   "quit",    "exit",
 	};
-	/* gpu comes with its own release; everything else runs. */
-	static const char *const planned[] = {"gpu"};
+	/* Every command of the shell runs. */
 	for (size_t i = 0; i < sizeof(spec) / sizeof(spec[0]); i++) {
 		const struct cli_command *c = cli_command_find(CLI_SHELL, spec[i]);
 		assert_non_null(c);
-		bool later = false;
-		for (size_t k = 0; k < sizeof(planned) / sizeof(planned[0]); k++)
-			later |= strcmp(planned[k], spec[i]) == 0;
-		assert_int_equal(c->state, later ? CLI_PLANNED : CLI_AVAILABLE);
+		assert_int_equal(c->state, CLI_AVAILABLE);
 		/* Available means implemented: a handler, or a helper option table. */
 		assert_true(c->state == CLI_PLANNED ? c->id == CLI_CMD_OTHER : c->id != CLI_CMD_OTHER);
 		assert_true((c->id == CLI_CMD_AGENT) == (c->agent != NULL));
@@ -385,7 +382,7 @@ static void test_help_text(void **state)
 	assert_int_equal(rc, 0);
 	assert_non_null(strstr(t, "  stack      available  "));
 	assert_non_null(strstr(t, "  watch      available  "));
-	assert_non_null(strstr(t, "  gpu        planned    "));
+	assert_non_null(strstr(t, "  gpu        available  "));
 	assert_null(strstr(t, "  ps "));
 	assert_null(strchr(t, '\033'));
 	free(t);
@@ -404,7 +401,8 @@ static void test_help_text(void **state)
 	assert_null(strstr(t, "Planned"));
 	free(t);
 	t = capture_help("gpu", CLI_SHELL, &rc);
-	assert_non_null(strstr(t, "Planned: gpu is not available yet in this version of fpd."));
+	assert_non_null(strstr(t, "USAGE:\n  gpu [-d SECONDS] [-f FILE.json]\n"));
+	assert_null(strstr(t, "Planned"));
 	free(t);
 	/* Long usages wrap between tokens, never inside a bracket. */
 	t = capture_help("perf", CLI_SHELL, &rc);
