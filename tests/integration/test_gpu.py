@@ -126,3 +126,49 @@ def test_bad_duration(fpctl, idle, value):
 def test_unexpected_argument(fpctl, idle):
     r = fpctl("attach", idle.pid, "gpu", "extra", check=False)
     assert r.rc == 2 and r.err.startswith("fpctl: gpu takes no arguments, not 'extra'"), r
+
+
+HELPER_CHECK = r"""
+import ctypes, json, sys
+sys.path.insert(0, %(agent)r)
+from harness import load_agent
+ns = load_agent()
+ns["_fp_load"]("gpu")
+nogil, gil = ns["_gpu_load"](ns["_gpu_check_lib"](%(lib)r))
+# Without a GPU, CUPTI refuses to subscribe: an error string, no crash.
+msg = ctypes.create_string_buffer(512)
+assert nogil.fpcupti_start(msg, len(msg)) == -1 and msg.value.startswith(b"cuptiSubscribe: ")
+nogil.fpcupti_stop()
+p = gil.fpcupti_gpu_json()
+assert ctypes.string_at(p) == b"[]"
+gil.fpcupti_free(p)
+assert ns["_gpu_launches"](gil) == []
+gil.fpcupti_reset()
+# Consecutive launches under the same frames share one slice per frame.
+L = [(10, 1000, 2000, 1, "cudaLaunchKernel", [("main", "a.py", 5), ("f", "a.py", 9)]),
+     (10, 3000, 4000, 2, "cudaLaunchKernel", [("main", "a.py", 5), ("f", "a.py", 9)]),
+     (10, 5000, 6000, 3, "cudaMemcpy", [("main", "a.py", 6)])]
+ev = ns["_gpu_cpu_events"](7, L)
+py = sorted((e["name"], e["ts"], e["dur"]) for e in ev if e["cat"] == "python")
+assert py == [("f", 1.0, 3.0), ("main", 1.0, 3.0), ("main", 5.0, 1.0)], py
+flows = [(e["id"], e["ts"]) for e in ev if e["ph"] == "s"]
+assert flows == [(1, 1.0), (2, 3.0), (3, 5.0)], flows
+rows, copies, copied = ns["_gpu_summary"]([
+    {"ph": "X", "cat": "kernel", "name": "k", "dur": 2.0, "args": {}},
+    {"ph": "X", "cat": "kernel", "name": "k", "dur": 4.0, "args": {}},
+    {"ph": "X", "cat": "kernel", "name": "big", "dur": 9.0, "args": {}},
+    {"ph": "X", "cat": "memcpy", "name": "Memcpy HtoD", "dur": 1.0, "args": {"bytes": 10}}])
+assert [(r["name"], r["count"], r["avg_us"]) for r in rows] == [("big", 1, 9.0), ("k", 2, 3.0)]
+assert (copies, copied) == (1, 10)
+print("ok")
+"""
+
+
+def test_helper_side_without_gpu(lib, debian_python):
+    """gpu.py's calls into libfpcupti.so (ctypes signatures), the start
+    failure path, the CPU-side slices and the summary, in a throwaway process."""
+    agent = str(Path(__file__).resolve().parent.parent / "agent")
+    code = HELPER_CHECK % {"agent": agent, "lib": str(lib.resolve())}
+    r = subprocess.run([debian_python, "-c", code], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=120)
+    assert (r.returncode, r.stdout.decode()[-2000:]) == (0, "ok\n")
