@@ -141,7 +141,9 @@ def measure(python, tool, flight, method, tag):
                                    "--cprofile", flag], stdout=subprocess.PIPE, stderr=err)
     target.errpath = errpath
     try:
-        assert target.stdout.readline().strip() == b"ready", "target did not start"
+        ready = target.stdout.readline().split()
+        assert ready[:1] == [b"ready"], "target did not start"
+        CALLS[method] = (int(ready[1]), int(ready[2]))
         base = wait_rounds(out, BASE_S, target)
         if tool == "cProfile":
             open(flag, "w").close()
@@ -196,6 +198,7 @@ def measure(python, tool, flight, method, tag):
 
 
 rows, samples = [], {}
+CALLS = {}  # method -> (Python calls, C calls) inside one call
 for setup in sys.argv[1:]:
     minor, python, flight, note = setup.split("|", 3)
     version = subprocess.run([python, "--version"], stdout=subprocess.PIPE,
@@ -244,9 +247,12 @@ print("`bench/trace.sh`, %s, %s CPUs (%s), load average at the end %s." % (
 print("Target `bench/trace_target.py` run by a venv of each interpreter (flight_profiler")
 print("installed in it); a fresh target per row; every call traced with `-i 0.1`, one call")
 print("every 5 ms.  **handle**: a request handler over 200 JSON documents (parse, validate,")
-print("hash, count words, format: about 3,200 Python and 5,200 C calls); **tiny**: 1,500 calls")
-print("of a one-line function and 3,000 of builtins, nothing but call overhead (the worst")
-print("case).  CPU: the calling thread's CPU time per call (thread_time_ns, immune to what")
+print("hash, count words, format: %s); **tiny**: %s, nothing but" % (
+    "%d Python and %d C calls" % CALLS["handle"] if "handle" in CALLS else "?",
+    "%d calls of a one-line function and %d of builtins" % CALLS["tiny"] if "tiny" in CALLS
+    else "?"))
+print("call overheads (the worst case).  CPU: the calling thread's CPU time per call")
+print("(thread_time_ns, immune to what")
 print("other processes do), median of rounds of 20 calls, before the trace, while it runs and")
 print("after it stopped; overhead = while / before - 1.  Wall: the same in wall time.")
 print("Process CPU added: the whole target process per call while traced minus before, the")
@@ -257,7 +263,7 @@ print()
 print("| CPython | method | tool | CPU us before | while traced | **overhead** | after | "
       "wall us before | while traced | overhead | process CPU added us | traces |")
 print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-over = {}
+over, added_ns = {}, {}
 for version, method, label, res, why in rows:
     if res is None:
         print("| %s | %s | %s | %s | | | | | | | | |" % (version, method, label, why))
@@ -268,6 +274,7 @@ for version, method, label, res, why in rows:
     wb, wd = med(base, 0) / 1e3, med(during, 0) / 1e3
     proc = (process_cpu_per_call(during) - process_cpu_per_call(base)) / 1e3
     over[(version, method, label)] = cd / cb - 1
+    added_ns[(version, method, label)] = (cd - cb) * 1e3 / max(1, sum(CALLS.get(method, ())))
     print("| %s | %s | %s | %.0f | %.0f | **%+.0f %%** | %s | %.0f | %.0f | %+.0f %% | %.0f | %d |" % (
         version, method, label, cb, cd, 100 * (cd / cb - 1), ca, wb, wd, 100 * (wd / wb - 1),
         proc, traces))
@@ -275,13 +282,15 @@ print()
 for version in sorted(set(r[0] for r in rows)):
     for method in METHODS:
         ours = over.get((version, method, "fpctl trace"))
+        added = added_ns.get((version, method, "fpctl trace"))
         theirs = over.get((version, method, "flight_profiler trace"))
         yard = over.get((version, method, "cProfile (yardstick)"))
         if ours is not None:
-            print("- %s, %s: fpctl trace adds %.0f %% CPU per call; flight_profiler %s, "
-                  "cProfile %s." % (version, method, 100 * ours,
-                                    "%.0f %%" % (100 * theirs) if theirs is not None else "-",
-                                    "%.0f %%" % (100 * yard) if yard is not None else "-"))
+            print("- %s, %s: fpctl trace adds %.0f %% CPU per call (%.0f ns per call made "
+                  "inside it); flight_profiler %s, cProfile %s." % (
+                      version, method, 100 * ours, added,
+                      "%.0f %%" % (100 * theirs) if theirs is not None else "-",
+                      "%.0f %%" % (100 * yard) if yard is not None else "-"))
 print()
 print("What each printed for its first traced call of handle:")
 for label in ("fpctl trace", "flight_profiler trace"):

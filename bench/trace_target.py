@@ -8,7 +8,9 @@ CPU: thread_time_ns, this thread only, so that what other processes on the
 machine do does not count), and appends "wall_ns cpu_ns process_cpu_s calls"
 to FILE: the medians of the round, the process's CPU time (every thread: a
 tool's own threads in the process count) and the calls so far.  Prints
-"ready" once the first round is written.  With --cprofile, the rounds run
+"ready PY C" once the first round is written: the Python and the C calls
+one call of the method makes (counted once, before anything else, with a
+profile function).  With --cprofile, the rounds run
 under cProfile (enabled in this thread) while the file FLAG exists: the
 stdlib's C profiler as a yardstick for the cost of a profile hook.
 
@@ -77,6 +79,22 @@ def tiny():
     return max(counts.values())
 
 
+def calls_inside(method):
+    """(Python calls, C calls) one call of method makes."""
+    import sys
+    n = [0, 0]
+
+    def count(frame, event, arg):
+        if event == "call":
+            n[0] += 1
+        elif event == "c_call":
+            n[1] += 1
+    sys.setprofile(count)
+    method()
+    sys.setprofile(None)
+    return n[0] - 1, n[1] - 1  # the method itself; sys.setprofile's own C call
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -86,6 +104,7 @@ def main():
     opts = ap.parse_args()
     profiler, profiling = cProfile.Profile(), False
     method = globals()[opts.method]
+    inside = calls_inside(method)
     wall, cpu = time.perf_counter_ns, time.thread_time_ns
     first = True
     calls = 0
@@ -109,7 +128,7 @@ def main():
             f.write("%d %d %.6f %d\n" % (statistics.median(walls), statistics.median(cpus),
                                          time.process_time(), calls))
         if first:
-            print("ready", flush=True)
+            print("ready %d %d" % inside, flush=True)
             first = False
 
 

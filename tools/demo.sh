@@ -90,6 +90,9 @@ run fpctl attach "$SERVICE_PID" getglobal __main__ STATS -x 2
 section "fpctl attach $SERVICE_PID watch __main__ work -n 2 --expr \"args, return_obj\"  (the aggregator's call, every second)"
 run fpctl attach "$SERVICE_PID" watch __main__ work -n 2 --expr "args, return_obj"
 
+section "fpctl attach $SERVICE_PID trace __main__ work -n 1  (the calls inside one call of it, with their cost)"
+run fpctl attach "$SERVICE_PID" trace __main__ work -n 1
+
 section "fpctl attach $SERVICE_PID vmtool -a getInstances -c \"concurrent.futures.thread ThreadPoolExecutor\""
 run fpctl attach "$SERVICE_PID" vmtool -a getInstances -c "concurrent.futures.thread ThreadPoolExecutor" -n 1
 

@@ -20,6 +20,7 @@
 # time.  When no tool id is free there, PyEval_SetProfile is used on 3.12+
 # too.
 import builtins
+import os
 import sys
 import time
 
@@ -316,6 +317,10 @@ class _TraceHooks(object):
             kind = rec.pop("event")
             if kind == "trace":
                 rec.update(_trace_tree_fields(rec.pop("tree"), names))
+                # threading knows no thread it did not start, nor the main
+                # thread of a program that never imported it.
+                if rec["thread"] == "Thread-%d" % rec["ident"] and rec["tid"] == os.getpid():
+                    rec["thread"] = "MainThread"
                 rec["timestamp"] = _trace_timestamp(rec.pop("ts"))
                 self.sent += 1
             self.req.emit(kind, **rec)
