@@ -191,7 +191,9 @@ static void CUPTIAPI on_callback(void *ud, CUpti_CallbackDomain domain, CUpti_Ca
 		tl_rt_depth += rt;
 		record_enter(cb->functionName, cb->correlationId);
 	} else {
-		tl_rt_depth -= rt;
+		/* An exit whose enter came before fpcupti_start has nothing to close. */
+		if (rt && tl_rt_depth > 0)
+			tl_rt_depth--;
 		record_exit();
 	}
 }

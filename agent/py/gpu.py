@@ -22,6 +22,8 @@ _GPU_CUDA_ERRORS = {3: "the driver is not initialized (no CUDA call has run)",
                     34: "the CUDA driver library is a stub (no NVIDIA driver)",
                     100: "no CUDA-capable device"}
 _GPU_LIB = []
+# One capture at a time: CUPTI has one subscriber per process.
+_GPU_BUSY = threading.Lock()
 
 
 def _gpu_mapped():
@@ -217,6 +219,15 @@ def _gpu_summary(gpu_events):
 @command("gpu")
 def _gpu(req):
     pid = os.getpid()
+    if not _GPU_BUSY.acquire(False):
+        raise CommandError("gpu: a capture is already running in process %d" % pid)
+    try:
+        _gpu_capture(req, pid)
+    finally:
+        _GPU_BUSY.release()
+
+
+def _gpu_capture(req, pid):
     duration = float(req.arg("duration", 5))
     _gpu_probe_context(pid, _gpu_mapped())
     nogil, gil = _gpu_load(_gpu_check_lib(req.arg("lib")))

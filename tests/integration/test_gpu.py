@@ -143,6 +143,11 @@ p = gil.fpcupti_gpu_json()
 assert ctypes.string_at(p) == b"[]"
 gil.fpcupti_free(p)
 assert ns["_gpu_launches"](gil) == []
+u, i, c, n = ctypes.c_uint64(), ctypes.c_uint32(), ctypes.c_char_p(), ctypes.c_int()
+assert gil.fpcupti_launch(0, ctypes.byref(u), ctypes.byref(u), ctypes.byref(u), ctypes.byref(i),
+                          ctypes.byref(c), ctypes.byref(n)) == -1
+assert gil.fpcupti_frame(0, 0, ctypes.byref(ctypes.c_void_p()), ctypes.byref(n)) == -1
+assert gil.fpcupti_t0() == 0 and gil.fpcupti_dropped() == 0
 gil.fpcupti_reset()
 # Consecutive launches under the same frames share one slice per frame.
 L = [(10, 1000, 2000, 1, "cudaLaunchKernel", [("main", "a.py", 5), ("f", "a.py", 9)]),
