@@ -386,15 +386,14 @@ EXPORT uint64_t fpcupti_dropped(void)
 EXPORT char *fpcupti_gpu_json(void)
 {
 	pthread_mutex_lock(&g.lock);
-	size_t cap = 64, pos = 1;
+	size_t cap = 4096, pos = 1;
 	char *out = malloc(cap);
-	char ev[4096];
 	for (size_t i = 0; out && i < g.nacts; i++) {
-		int n = fpgpu_event_json(&g.acts[i], g.t0, ev, sizeof(ev));
-		if (n < 0)
-			continue; /* a kernel name over 3 KB: dropped rather than cut */
-		if (pos + (size_t)n + 3 > cap) {
-			while (pos + (size_t)n + 3 > cap)
+		/* Room for the worst case: every byte of the name escaped as \u00XX. */
+		const char *name = g.acts[i].name;
+		size_t need = pos + 2 + (name ? strlen(name) * 6 : 0) + 1024;
+		if (need > cap) {
+			while (need > cap)
 				cap *= 2;
 			char *p = realloc(out, cap);
 			if (!p) {
@@ -404,10 +403,13 @@ EXPORT char *fpcupti_gpu_json(void)
 			}
 			out = p;
 		}
+		size_t at = pos > 1 ? pos + 1 : pos;
+		int n = fpgpu_event_json(&g.acts[i], g.t0, out + at, cap - at - 2);
+		if (n < 0)
+			continue; /* cannot happen with the room above; the record is left out */
 		if (pos > 1)
-			out[pos++] = ',';
-		memcpy(out + pos, ev, (size_t)n);
-		pos += (size_t)n;
+			out[pos] = ',';
+		pos = at + (size_t)n;
 	}
 	pthread_mutex_unlock(&g.lock);
 	if (out) {
