@@ -323,6 +323,7 @@ static struct PyMethodDef methods[] = {
     {"_fp_trace_pause", fp_trace_pause, FP_METH_VARARGS, NULL},
     {"_fp_trace_resume", fp_trace_resume, FP_METH_VARARGS, NULL},
     {"_fp_trace_collect", fp_trace_collect, FP_METH_VARARGS, NULL},
+    {"_fp_trace_release", fp_trace_release, FP_METH_VARARGS, NULL},
     {"_fp_trace_selftest", fp_trace_selftest, FP_METH_VARARGS, NULL},
     {"_fp_trace_monitor_callbacks", fp_trace_monitor_callbacks, FP_METH_VARARGS, NULL},
     {"_fp_instr_codes", (PyCFunction)(void (*)(void))fp_instr_codes, FP_METH_FASTCALL, NULL},

@@ -115,7 +115,8 @@ struct level {
 struct fp_trace {
 	struct fp_trace *next; /* every live trace, to validate handles */
 	int mode;
-	bool installed, paused, orphan, interrupted;
+	int owners; /* the trace commands showing this call (see fp_trace_start) */
+	bool installed, paused, stopped, orphan, interrupted;
 	PyThreadState *ts; /* where it is installed */
 	long tid;	   /* the kernel's id of that thread */
 	Py_tracefunc old_func;
@@ -772,9 +773,24 @@ PyObject *fp_trace_selftest(PyObject *self, PyObject *args)
 }
 
 /*
+ * Whether the trace running in this thread is of the call whose start another
+ * trace command reports now (two commands tracing one function see each of
+ * its calls start in turn), rather than a call made inside it.
+ */
+static bool joinable(const struct fp_trace *t, PyObject *code, PyObject *frame, int monitor)
+{
+	if (t->anchor_code != code || t->mode != (monitor ? MODE_MONITOR : MODE_LEGACY) ||
+	    t->nnodes != 1 || t->depth)
+		return false;
+	if (frame == py->Py_None)
+		return !t->entered;
+	return t->state == S_ACTIVE && t->anchor_frame == frame;
+}
+
+/*
  * _fp_trace_start(anchor_code, anchor_frame, monitor, max_depth, app_profile,
- *                 transparent) -> handle, or None when this thread already runs
- *                 a trace.
+ *                 transparent) -> handle, or None when this thread runs a trace of
+ *                 another call (this one is in its tree).
  * Starts following the calling thread.  anchor_frame: the traced call's
  * frame when it runs already (a sys.monitoring hook calls us from inside
  * it), else None: recording starts when anchor_code is next entered.
@@ -783,7 +799,9 @@ PyObject *fp_trace_selftest(PyObject *self, PyObject *args)
  * (0: all).  app_profile: sys.getprofile() of this thread, checked against
  * what the thread state holds.  transparent: a tuple of code objects whose
  * frames are not nodes, their callees taking their place (instrument.py's
- * trampolines).
+ * trampolines).  When another command traces the same call, its trace is
+ * shared (the deepest -d of the two is recorded): each owner stops, collects
+ * and releases it.
  */
 PyObject *fp_trace_start(PyObject *self, PyObject *args)
 {
@@ -803,8 +821,15 @@ PyObject *fp_trace_start(PyObject *self, PyObject *args)
 	}
 	if (tl_trace && tl_trace->orphan)
 		drop_orphan(tl_trace);
-	if (tl_trace)
-		return none();
+	struct fp_trace *cur = tl_trace;
+	if (cur) {
+		if (!joinable(cur, code, frame, monitor))
+			return none();
+		cur->owners++;
+		if (!max_depth || (cur->max_depth != UINT32_MAX && max_depth > cur->max_depth))
+			cur->max_depth = max_depth ? max_depth : UINT32_MAX;
+		return py->PyLong_FromVoidPtr(cur);
+	}
 	if (!monitor) {
 		PyThreadState *ts = py->PyThreadState_Get();
 		PyObject *obj = *tstate_obj(ts);
@@ -835,6 +860,7 @@ PyObject *fp_trace_start(PyObject *self, PyObject *args)
 	}
 	memset(t->slots, 0xff, 2 * (size_t)t->cap * sizeof(*t->slots));
 	t->mode = monitor ? MODE_MONITOR : MODE_LEGACY;
+	t->owners = 1;
 	t->max_depth = max_depth ? max_depth : UINT32_MAX;
 	py->Py_IncRef(code);
 	t->anchor_code = code;
@@ -868,10 +894,9 @@ static void close_open(struct fp_trace *t)
 }
 
 /*
- * _fp_trace_stop(handle) -> True, or False when called on another thread
- * than the one traced (that thread then drops the trace at its next event
- * and the handle is gone).  Removes the hook; the tree stays for
- * _fp_trace_collect.
+ * _fp_trace_stop(handle) -> True once the call's tree is complete, False when
+ * called on another thread than the one traced.  Removes the hook (the
+ * first owner to stop does); the tree stays for _fp_trace_collect.
  */
 PyObject *fp_trace_stop(PyObject *self, PyObject *args)
 {
@@ -882,6 +907,31 @@ PyObject *fp_trace_stop(PyObject *self, PyObject *args)
 	struct fp_trace *t = lookup(h);
 	if (!t)
 		return NULL;
+	if (t->installed && py->PyThreadState_Get() != t->ts)
+		return py->PyBool_FromLong(0);
+	if (t->installed)
+		uninstall(t);
+	t->stopped = true;
+	close_open(t);
+	return py->PyBool_FromLong(1);
+}
+
+/*
+ * _fp_trace_release(handle): an owner is done with the trace; the last one
+ * frees it.  A trace still installed in another thread (a call that outlived
+ * its trace command) is dropped by that thread at its next event.
+ */
+PyObject *fp_trace_release(PyObject *self, PyObject *args)
+{
+	(void)self;
+	PyObject *h;
+	if (!py->PyArg_ParseTuple(args, "O", &h))
+		return NULL;
+	struct fp_trace *t = lookup(h);
+	if (!t)
+		return NULL;
+	if (--t->owners > 0)
+		return none();
 	if (t->installed && py->PyThreadState_Get() != t->ts) {
 		t->orphan = true;
 		for (struct fp_trace **pp = &g_traces; *pp; pp = &(*pp)->next)
@@ -889,12 +939,12 @@ PyObject *fp_trace_stop(PyObject *self, PyObject *args)
 				*pp = t->next;
 				break;
 			}
-		return py->PyBool_FromLong(0);
+		return none();
 	}
 	if (t->installed)
 		uninstall(t);
-	close_open(t);
-	return py->PyBool_FromLong(1);
+	trace_free(t);
+	return none();
 }
 
 /* _fp_trace_pause(handle): the traced coroutine is suspended; nothing of this
@@ -932,7 +982,7 @@ PyObject *fp_trace_resume(PyObject *self, PyObject *args)
 	struct fp_trace *t = lookup(h);
 	if (!t)
 		return NULL;
-	if (!t->paused)
+	if (!t->paused || t->stopped)
 		return py->PyBool_FromLong(1);
 	if (tl_trace)
 		return py->PyBool_FromLong(0);
@@ -945,9 +995,8 @@ PyObject *fp_trace_resume(PyObject *self, PyObject *args)
 
 /*
  * _fp_trace_collect(handle, min_ns, max_depth, max_nodes)
- *   -> (nodes, paths, dropped, hidden_calls, cut_nodes, interrupted, tid), or
- *      None with max_nodes 0.
- * Frees the trace.  nodes: the tree in pre-order as tuples (depth, kind,
+ *   -> (nodes, paths, dropped, hidden_calls, cut_nodes, interrupted, tid)
+ * of a stopped trace.  nodes: the tree in pre-order as tuples (depth, kind,
  * ref, name, count, total_ns), kind 0 Python (ref: the code), 1 C (ref: the
  * owner type or module name, name: the function's), 2 [await]; the anchor
  * is the first, at depth 0.  A node cheaper than min_ns is left out with
@@ -969,13 +1018,9 @@ PyObject *fp_trace_collect(PyObject *self, PyObject *args)
 	struct fp_trace *t = lookup(h);
 	if (!t)
 		return NULL;
-	if (t->installed) {
+	if (!t->stopped) {
 		py->PyErr_SetString(py->PyExc_RuntimeError, "trace: collected before it stopped");
 		return NULL;
-	}
-	if (!max_nodes) {
-		trace_free(t);
-		return none();
 	}
 	uint32_t n = t->nnodes;
 	uint32_t *first = malloc(n * sizeof(*first)), *next = malloc(n * sizeof(*next)),
@@ -988,7 +1033,6 @@ PyObject *fp_trace_collect(PyObject *self, PyObject *args)
 		free(first), free(next), free(last), free(todo);
 		if (list)
 			py->Py_DecRef(list);
-		trace_free(t);
 		return py->PyErr_NoMemory();
 	}
 	memset(first, 0xff, n * sizeof(*first));
@@ -1048,7 +1092,6 @@ PyObject *fp_trace_collect(PyObject *self, PyObject *args)
 	unsigned long long paths = t->nnodes, dropped = t->dropped;
 	int interrupted = t->interrupted;
 	long tid = t->tid;
-	trace_free(t);
 	if (failed) {
 		py->Py_DecRef(list);
 		return NULL;

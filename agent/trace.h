@@ -16,6 +16,7 @@
 PyObject *fp_trace_start(PyObject *self, PyObject *args);
 PyObject *fp_trace_stop(PyObject *self, PyObject *args);
 PyObject *fp_trace_collect(PyObject *self, PyObject *args);
+PyObject *fp_trace_release(PyObject *self, PyObject *args);
 PyObject *fp_trace_pause(PyObject *self, PyObject *args);
 PyObject *fp_trace_resume(PyObject *self, PyObject *args);
 PyObject *fp_trace_selftest(PyObject *self, PyObject *args);

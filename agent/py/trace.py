@@ -233,17 +233,16 @@ class _TraceHooks(object):
             if self.monitor:
                 _trace_mon_events(-1)
             raise
-        if h is None:  # this thread runs a traced call already: it is in that tree
+        if h is None:  # a call inside another traced call: it is in that tree
             if self.monitor:
                 _trace_mon_events(-1)
             return
         call.data = h
         self.active[id(call)] = h
         # The end may have come meanwhile (another thread ran): then nobody
-        # calls on_exit, and whoever takes the handle out of active stops it.
+        # calls on_exit, and whoever takes the handle out of active lets go.
         if self.closed and self.active.pop(id(call), None) is not None:
-            self._stop(h)
-            _fp_trace_collect(h, 0, 0, 0)
+            self._release(h)
 
     def on_suspend(self, call):
         if id(call) in self.active:
@@ -260,30 +259,28 @@ class _TraceHooks(object):
         ident = call.thread
         self.inflight[ident] = True
         try:
-            if self._stop(h):
+            if _fp_trace_stop(h):
                 self._keep(call, ret, h)
         finally:
+            self._release(h)
             del self.inflight[ident]
 
-    def _stop(self, h):
-        """Stops trace h: True when it stopped here, False when it belongs to
-        another thread, which drops it at its next event (see trace.c)."""
-        stopped = _fp_trace_stop(h)
+    def _release(self, h):
+        """Lets go of trace h (see _fp_trace_release in trace.c)."""
+        _fp_trace_release(h)
         if self.monitor:
             _trace_mon_events(-1)
-        return stopped
 
     def release(self):
-        """Stops the traces of calls still running once the instrumentation
-        is gone (their on_exit never comes)."""
+        """Lets go of the traces of calls still running once the
+        instrumentation is gone (their on_exit never comes)."""
         for key in list(self.active):
             h = self.active.pop(key, None)
-            if h is not None and self._stop(h):
-                _fp_trace_collect(h, 0, 0, 0)
+            if h is not None:
+                self._release(h)
 
     def _keep(self, call, ret, h):
-        """Collects the tree of a call that passes -et, -f and -n; frees it
-        in any case."""
+        """Collects the tree of a call that passes -et, -f and -n."""
         keep = not self.closed and self.kept < self.limit
         if keep and self.entrance_ms is not None and call.cost_ms < self.entrance_ms:
             keep = False
@@ -292,11 +289,10 @@ class _TraceHooks(object):
         if keep and len(self.queue) >= TRACE_QUEUE_MAX:
             self.drops += 1
             keep = False
-        if keep:
-            self.kept += 1
-        tree = _fp_trace_collect(h, self.min_ns, self.depth, TRACE_NODES_MAX if keep else 0)
         if not keep:
             return
+        self.kept += 1
+        tree = _fp_trace_collect(h, self.min_ns, self.depth, TRACE_NODES_MAX)
         self.queue.append({"event": "trace", "tree": tree, "method": call.label,
                            "ts": time.time() - call.cost_ms / 1000.0,
                            "thread": call.thread_name, "ident": call.thread,

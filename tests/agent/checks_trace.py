@@ -16,6 +16,7 @@ import asyncio
 import cProfile
 import sys
 import threading
+import time
 
 import tracee
 from inproc import InProc, error, events
@@ -260,3 +261,23 @@ def check_trace_ends_during_a_call(ns):
         th.join(30)
         assert not th.is_alive()
         assert done == [None, [(0, "leaf", 1), (1, "sum", 1)]], (how, done)
+
+
+def check_two_commands(ns):
+    # Two commands tracing one function both see each call, each pruned its
+    # own way (one trace recorded, as deep as the deeper of them wants).
+    a = agent()
+    full = start("work", interval=0, limits=2)
+    shallow = start("work", depth=1, limits=2)
+    inner = start("helper", interval=0, limits=1)
+    tracee.work(10)
+    tracee.work(10)
+    assert [shape(t) for t in traces(full)] == [WORK, WORK]
+    assert [shape(t) for t in traces(shallow)] == [[n for n in WORK if n[0] <= 1]] * 2
+    # A call inside another traced call is in that tree, not a trace of its
+    # own; outside one it is traced.
+    time.sleep(0.3)  # what the helper had to send is sent by now
+    assert events(a.wait(inner, 0.5, lambda fr: True), "trace") == []
+    tracee.helper(10)
+    assert [shape(t) for t in traces(inner)] == [[(0, "helper", 1), (1, "leaf", 2),
+                                                  (2, "sum", 2)]]
