@@ -132,7 +132,7 @@ def process_cpu_per_call(rs):
     return (rs[-1][2] - rs[0][2]) / max(1.0, rs[-1][3] - rs[0][3]) * 1e9
 
 
-def measure(python, tool, flight, method, tag):
+def measure(python, version, tool, flight, method, tag):
     out = "%s/rounds-%s.txt" % (WORK, tag)
     errpath = "%s/target-%s.err" % (WORK, tag)
     flag = "%s/cprofile-%s" % (WORK, tag)
@@ -143,7 +143,7 @@ def measure(python, tool, flight, method, tag):
     try:
         ready = target.stdout.readline().split()
         assert ready[:1] == [b"ready"], "target did not start"
-        CALLS[method] = (int(ready[1]), int(ready[2]))
+        CALLS[(version, method)] = (int(ready[1]), int(ready[2]))
         base = wait_rounds(out, BASE_S, target)
         if tool == "cProfile":
             open(flag, "w").close()
@@ -198,7 +198,7 @@ def measure(python, tool, flight, method, tag):
 
 
 rows, samples = [], {}
-CALLS = {}  # method -> (Python calls, C calls) inside one call
+CALLS = {}  # (version, method) -> (Python calls, C calls) inside one call
 for setup in sys.argv[1:]:
     minor, python, flight, note = setup.split("|", 3)
     version = subprocess.run([python, "--version"], stdout=subprocess.PIPE,
@@ -212,7 +212,8 @@ for setup in sys.argv[1:]:
                 continue
             log("%s %s %s" % (version, method, tool))
             try:
-                res = measure(python, tool, flight, method, "%s-%s-%s" % (minor, method, tool))
+                res = measure(python, version, tool, flight, method,
+                              "%s-%s-%s" % (minor, method, tool))
                 rows.append((version, method, label, res[:4], None))
                 samples[(version, method, label)] = res[4]
             except Exception as e:
@@ -246,13 +247,21 @@ print("`bench/trace.sh`, %s, %s CPUs (%s), load average at the end %s." % (
     " ".join(open("/proc/loadavg").read().split()[:3])))
 print("Target `bench/trace_target.py` run by a venv of each interpreter (flight_profiler")
 print("installed in it); a fresh target per row; every call traced with `-i 0.1`, one call")
+
+
+def calls(method, i):
+    """The range of calls of kind i (0 Python, 1 C) one call of method makes
+    on the interpreters measured."""
+    got = sorted(set(n[i] for (v, m), n in CALLS.items() if m == method))
+    return "?" if not got else "%d" % got[0] if len(got) == 1 else "%d-%d" % (got[0], got[-1])
+
+
 print("every 5 ms.  **handle**: a request handler over 200 JSON documents (parse, validate,")
-print("hash, count words, format: %s); **tiny**: %s, nothing but" % (
-    "%d Python and %d C calls" % CALLS["handle"] if "handle" in CALLS else "?",
-    "%d calls of a one-line function and %d of builtins" % CALLS["tiny"] if "tiny" in CALLS
-    else "?"))
-print("call overheads (the worst case).  CPU: the calling thread's CPU time per call")
-print("(thread_time_ns, immune to what")
+print("hash, count words, format: %s Python and %s C calls, by interpreter); **tiny**: %s" % (
+    calls("handle", 0), calls("handle", 1), calls("tiny", 0)))
+print("calls of a one-line function and %s of builtins, nothing but call overhead (the worst" % (
+    calls("tiny", 1)))
+print("case).  CPU: the calling thread's CPU time per call (thread_time_ns, immune to what")
 print("other processes do), median of rounds of 20 calls, before the trace, while it runs and")
 print("after it stopped; overhead = while / before - 1.  Wall: the same in wall time.")
 print("Process CPU added: the whole target process per call while traced minus before, the")
@@ -274,7 +283,8 @@ for version, method, label, res, why in rows:
     wb, wd = med(base, 0) / 1e3, med(during, 0) / 1e3
     proc = (process_cpu_per_call(during) - process_cpu_per_call(base)) / 1e3
     over[(version, method, label)] = cd / cb - 1
-    added_ns[(version, method, label)] = (cd - cb) * 1e3 / max(1, sum(CALLS.get(method, ())))
+    added_ns[(version, method, label)] = (cd - cb) * 1e3 / max(
+        1, sum(CALLS.get((version, method), ())))
     print("| %s | %s | %s | %.0f | %.0f | **%+.0f %%** | %s | %.0f | %.0f | %+.0f %% | %.0f | %d |" % (
         version, method, label, cb, cd, 100 * (cd / cb - 1), ca, wb, wd, 100 * (wd / wb - 1),
         proc, traces))
