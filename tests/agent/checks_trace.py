@@ -9,9 +9,10 @@ Covered: the tree (nesting, counts, C calls, pruning), the application's
 profile function chained and restored exactly, cProfile unharmed, the
 application changing its profiler during a traced call, exceptions,
 recursion of the traced function (its inner calls in its tree, the
-trampolines and the hooks left out), generators and coroutines, calls in
-several threads at once, a tree too big to print, deep recursion, a traced
-call still running when the trace ends or the session goes."""
+trampolines and the hooks left out), generators (called and traced) and
+coroutines, calls in several threads at once, a tree too big to print,
+deep recursion, a traced call still running when the trace ends or the
+session goes, two commands tracing one function."""
 import asyncio
 import cProfile
 import sys
@@ -203,6 +204,15 @@ def check_generator_consumer(ns):
     # The generator is entered once per item and once more to finish.
     assert got[:2] == [(0, "consume", 1), (1, "sum", 1)], got
     assert (2, "gen", 4) in got and (3, "leaf", 3) in got, got
+
+
+def check_generator_traced(ns):
+    # The generator's call runs from its first resumption to its end; the
+    # time its consumer had it suspended is [yield] under it.
+    rid = start("gen", interval=0, limits=1)
+    assert list(tracee.gen(3)) == [0, 0, 1]
+    (t,) = traces(rid)
+    assert shape(t) == [(0, "gen", 1), (1, "leaf", 3), (2, "sum", 3), (1, "[yield]", 3)], t
 
 
 def check_coroutine(ns):
