@@ -40,8 +40,8 @@ class InProc(object):
         path = library()
         if not os.path.exists(path):
             raise AssertionError("%s is missing: run make" % path)
-        self.dir = tempfile.mkdtemp(prefix="fp-inproc-")
-        sock_path = os.path.join(self.dir, "s")
+        tmp = tempfile.mkdtemp(prefix="fp-inproc-")
+        sock_path = os.path.join(tmp, "s")
         srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         srv.bind(sock_path)
         srv.listen(1)
@@ -49,8 +49,11 @@ class InProc(object):
         if InProc._lib is None:
             InProc._lib = ctypes.CDLL(path)
         assert InProc._lib.fpagent_start(sock_path.encode()) == 0
-        self.conn, _ = srv.accept()
-        srv.close()
+        try:
+            self.conn, _ = srv.accept()
+        finally:
+            srv.close()
+            shutil.rmtree(tmp, ignore_errors=True)  # connected: the path has served
         self.frames = {}
         self.cond = threading.Condition()
         self.next = 1
@@ -126,7 +129,6 @@ class InProc(object):
         self.conn.shutdown(socket.SHUT_RDWR)
         self.conn.close()
         self.reader.join(10)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def events(frames, name):
