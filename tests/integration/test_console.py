@@ -145,7 +145,7 @@ def test_json(fpctl, target):
 def test_bad_input(fpctl, target):
     rc, out, err = console(fpctl, target, "", args=("console", "extra"))
     assert rc == 2 and out == "" and err.startswith(
-        "fpctl: console: unexpected argument 'extra'"), (rc, err)
+        "fpctl: console takes no arguments, not 'extra'"), (rc, err)
     target.ping()
 
 
