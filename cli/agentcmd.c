@@ -10,19 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int usage(struct cli_error *err, const char *topic, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int usage(struct cli_error *err, const char *topic, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-	va_end(ap);
-	err->topic = topic;
-	return 2;
-}
-
 /* "-1" is a value (vmtool -n -1), not an option. */
 static bool is_option(const char *a)
 {
@@ -74,13 +61,14 @@ static int parse_value(const char *cmd, const struct cli_opt_spec *o, const char
 		if (!bad && o->min < o->max && (d < o->min || d > o->max))
 			bad = true;
 		if (bad)
-			return usage(err, cmd, "%s: %s takes %s%s%s, not '%.60s'", cmd, opt_name(o),
-				     o->kind == CLI_OPT_INT ? "a whole number" : "a number",
-				     o->range ? " from " : "", o->range ? o->range : "", val);
+			return cli_usage_error(
+			    err, cmd, "%s: %s takes %s%s%s, not '%.60s'", cmd, opt_name(o),
+			    o->kind == CLI_OPT_INT ? "a whole number" : "a number",
+			    o->range ? " from " : "", o->range ? o->range : "", val);
 		v = o->kind == CLI_OPT_INT ? json_integer((json_int_t)d) : json_real(d);
 	}
 	if (!v || json_object_set_new(args, o->key, v))
-		return usage(err, cmd, "%s: out of memory", cmd);
+		return cli_usage_error(err, cmd, "%s: out of memory", cmd);
 	return 0;
 }
 
@@ -96,36 +84,39 @@ static int parse_into(const struct cli_command *def, int argc, char *const argv[
 			continue;
 		if (!is_option(w)) {
 			if (npos == a->max_pos && a->max_pos == 0)
-				return usage(err, cmd, "%s takes no arguments, not '%.60s'", cmd,
-					     w);
+				return cli_usage_error(
+				    err, cmd, "%s takes no arguments, not '%.60s'", cmd, w);
 			if (npos == a->max_pos)
-				return usage(err, cmd,
-					     "%s: unexpected argument '%.60s' (usage: %s %s)", cmd,
-					     w, cmd, a->pos_usage ? a->pos_usage : "");
+				return cli_usage_error(
+				    err, cmd, "%s: unexpected argument '%.60s' (usage: %s %s)", cmd,
+				    w, cmd, a->pos_usage ? a->pos_usage : "");
 			npos++;
 			if (json_array_append_new(pos, json_string(w)))
-				return usage(err, cmd, "%s: out of memory", cmd);
+				return cli_usage_error(err, cmd, "%s: out of memory", cmd);
 			continue;
 		}
 		const char *val;
 		const struct cli_opt_spec *o = find_opt(a->opts, w, &val);
 		if (!o) {
 			if (strncmp(w, "--socket", 8) == 0 || strncmp(w, "--timeout", 9) == 0)
-				return usage(err, cmd,
-					     "%s: %.40s is fpctl's own option and goes before the "
-					     "command",
-					     cmd, w);
-			return usage(err, cmd, "%s: unknown option '%.60s'", cmd, w);
+				return cli_usage_error(
+				    err, cmd,
+				    "%s: %.40s is fpctl's own option and goes before the "
+				    "command",
+				    cmd, w);
+			return cli_usage_error(err, cmd, "%s: unknown option '%.60s'", cmd, w);
 		}
 		if (o->kind == CLI_OPT_FLAG) {
 			if (val)
-				return usage(err, cmd, "%s: %s takes no value", cmd, opt_name(o));
+				return cli_usage_error(err, cmd, "%s: %s takes no value", cmd,
+						       opt_name(o));
 			json_object_set_new(args, o->key, json_true());
 			continue;
 		}
 		if (!val) {
 			if (i + 1 >= argc)
-				return usage(err, cmd, "%s: %s needs a value", cmd, opt_name(o));
+				return cli_usage_error(err, cmd, "%s: %s needs a value", cmd,
+						       opt_name(o));
 			val = argv[++i];
 		}
 		int rc = parse_value(cmd, o, val, args, err);
@@ -133,10 +124,10 @@ static int parse_into(const struct cli_command *def, int argc, char *const argv[
 			return rc;
 	}
 	if (npos < a->min_pos)
-		return usage(err, cmd, "%s: missing arguments (usage: %s %s)", cmd, cmd,
-			     a->pos_usage ? a->pos_usage : "");
+		return cli_usage_error(err, cmd, "%s: missing arguments (usage: %s %s)", cmd, cmd,
+				       a->pos_usage ? a->pos_usage : "");
 	if (json_object_set(args, "argv", pos))
-		return usage(err, cmd, "%s: out of memory", cmd);
+		return cli_usage_error(err, cmd, "%s: out of memory", cmd);
 	return a->check ? a->check(args, err) : 0;
 }
 
@@ -146,7 +137,7 @@ int cli_agent_parse(const struct cli_command *def, int argc, char *const argv[],
 	json_t *out = args ? json_incref(args) : json_object();
 	json_t *pos = json_array();
 	int rc = out && pos ? parse_into(def, argc, argv, out, pos, err)
-			    : usage(err, def->name, "%s: out of memory", def->name);
+			    : cli_usage_error(err, def->name, "%s: out of memory", def->name);
 	json_decref(pos);
 	json_decref(out);
 	return rc;

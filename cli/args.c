@@ -14,10 +14,7 @@
 #include "cli.h"
 #include "profile_formats.h"
 
-static int usage(struct cli_error *err, const char *topic, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int usage(struct cli_error *err, const char *topic, const char *fmt, ...)
+int cli_usage_error(struct cli_error *err, const char *topic, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -80,28 +77,30 @@ static int global_opt(int argc, char *const argv[], int *i, struct cli_global *g
 	int r = opt_value(argc, argv, i, NULL, "--socket", &val);
 	if (r == 1) {
 		if (!*val)
-			return usage(err, topic, "--socket needs a path");
+			return cli_usage_error(err, topic, "--socket needs a path");
 		if (strlen(val) >= sizeof(((struct sockaddr_un *)0)->sun_path))
-			return usage(err, topic, "socket path '%s' is too long (at most %zu bytes)",
-				     val, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+			return cli_usage_error(
+			    err, topic, "socket path '%s' is too long (at most %zu bytes)", val,
+			    sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 		g->socket = val;
 		return 1;
 	}
 	if (r)
-		return usage(err, topic, "--socket needs a path");
+		return cli_usage_error(err, topic, "--socket needs a path");
 	r = opt_value(argc, argv, i, NULL, "--timeout", &val);
 	if (r == 1) {
 		char *end;
 		errno = 0;
 		double t = strtod(val, &end);
 		if (end == val || *end || errno || !isfinite(t) || t <= 0)
-			return usage(err, topic,
-				     "--timeout takes a number of seconds above 0, not '%s'", val);
+			return cli_usage_error(
+			    err, topic, "--timeout takes a number of seconds above 0, not '%s'",
+			    val);
 		g->timeout_s = t;
 		return 1;
 	}
 	if (r)
-		return usage(err, topic, "--timeout needs a number of seconds");
+		return cli_usage_error(err, topic, "--timeout needs a number of seconds");
 	return 0;
 }
 
@@ -109,9 +108,10 @@ static int unknown_option(struct cli_error *err, const char *cmd, const char *a)
 {
 	/* The likely mistake: fpctl's own options written after the command. */
 	if (strncmp(a, "--socket", 8) == 0 || strncmp(a, "--timeout", 9) == 0)
-		return usage(err, cmd,
-			     "%s: %.40s is fpctl's own option and goes before the command", cmd, a);
-	return usage(err, cmd, "%s: unknown option '%.60s'", cmd, a);
+		return cli_usage_error(
+		    err, cmd, "%s: %.40s is fpctl's own option and goes before the command", cmd,
+		    a);
+	return cli_usage_error(err, cmd, "%s: unknown option '%.60s'", cmd, a);
 }
 
 static int parse_stack(int argc, char *const argv[], pid_t attached, struct cli_cmd *cmd,
@@ -123,7 +123,7 @@ static int parse_stack(int argc, char *const argv[], pid_t attached, struct cli_
 		const char *val;
 		int r = opt_value(argc, argv, &i, "-f", "--filepath", &val);
 		if (r < 0 || (r == 1 && !*val))
-			return usage(err, "stack", "stack: %s needs a file name", a);
+			return cli_usage_error(err, "stack", "stack: %s needs a file name", a);
 		if (r == 1) {
 			cmd->u.stack.file = val;
 		} else if (strcmp(a, "--native") == 0) {
@@ -137,16 +137,18 @@ static int parse_stack(int argc, char *const argv[], pid_t attached, struct cli_
 		} else if (a[0] == '-' && a[1]) {
 			return unknown_option(err, "stack", a);
 		} else if (have_pid) {
-			return usage(err, "stack", "stack: unexpected argument '%.60s'", a);
+			return cli_usage_error(err, "stack", "stack: unexpected argument '%.60s'",
+					       a);
 		} else {
 			pid_t p = parse_pid(a);
 			if (p < 0)
-				return usage(err, "stack", "stack: '%.60s' is not a process id", a);
+				return cli_usage_error(err, "stack",
+						       "stack: '%.60s' is not a process id", a);
 			/* One session inspects one process; another pid needs its own attach. */
 			if (attached > 0 && p != attached)
-				return usage(err, "stack",
-					     "stack: pid %d is not the attached process (%d)",
-					     (int)p, (int)attached);
+				return cli_usage_error(
+				    err, "stack", "stack: pid %d is not the attached process (%d)",
+				    (int)p, (int)attached);
 			have_pid = true;
 		}
 	}
@@ -158,13 +160,13 @@ static int command_pid(struct cli_error *err, const char *cmd, const char *a, pi
 		       bool *have_pid)
 {
 	if (*have_pid)
-		return usage(err, cmd, "%s: unexpected argument '%.60s'", cmd, a);
+		return cli_usage_error(err, cmd, "%s: unexpected argument '%.60s'", cmd, a);
 	pid_t p = parse_pid(a);
 	if (p < 0)
-		return usage(err, cmd, "%s: '%.60s' is not a process id", cmd, a);
+		return cli_usage_error(err, cmd, "%s: '%.60s' is not a process id", cmd, a);
 	if (attached > 0 && p != attached)
-		return usage(err, cmd, "%s: pid %d is not the attached process (%d)", cmd, (int)p,
-			     (int)attached);
+		return cli_usage_error(err, cmd, "%s: pid %d is not the attached process (%d)", cmd,
+				       (int)p, (int)attached);
 	*have_pid = true;
 	return 0;
 }
@@ -181,17 +183,19 @@ static int parse_perf(int argc, char *const argv[], pid_t attached, struct cli_c
 		int r;
 		if ((r = opt_value(argc, argv, &i, "-f", "--filepath", &val))) {
 			if (r < 0 || !*val)
-				return usage(err, "perf", "perf: %s needs a file name", a);
+				return cli_usage_error(err, "perf", "perf: %s needs a file name",
+						       a);
 			cmd->u.perf.file = val;
 		} else if ((r = opt_value(argc, argv, &i, "-r", "--rate", &val))) {
 			char *end;
 			errno = 0;
 			long rate = r < 0 ? 0 : strtol(val, &end, 10);
 			if (r < 0 || end == val || *end || errno || rate < 1 || rate > 10000)
-				return usage(err, "perf",
-					     "perf: the rate must be a whole number of samples per "
-					     "second from 1 to 10000, not '%.40s'",
-					     r < 0 ? "" : val);
+				return cli_usage_error(
+				    err, "perf",
+				    "perf: the rate must be a whole number of samples per "
+				    "second from 1 to 10000, not '%.40s'",
+				    r < 0 ? "" : val);
 			cmd->u.perf.rate = (int)rate;
 		} else if ((r = opt_value(argc, argv, &i, "-d", "--duration", &val))) {
 			char *end;
@@ -199,7 +203,7 @@ static int parse_perf(int argc, char *const argv[], pid_t attached, struct cli_c
 			double d = r < 0 ? -1 : strtod(val, &end);
 			if (r < 0 || end == val || *end || errno || !isfinite(d) || d < 0 ||
 			    d > 604800)
-				return usage(
+				return cli_usage_error(
 				    err, "perf",
 				    "perf: -d takes a number of seconds from 0 (until Ctrl-C) "
 				    "to 604800, not '%.40s'",
@@ -208,10 +212,11 @@ static int parse_perf(int argc, char *const argv[], pid_t attached, struct cli_c
 		} else if ((r = opt_value(argc, argv, &i, NULL, "--format", &val))) {
 			enum cli_profile_format f;
 			if (r < 0 || cli_profile_format_parse(val, &f))
-				return usage(err, "perf",
-					     "perf: unknown format '%.40s' (svg, collapsed, "
-					     "speedscope or pprof)",
-					     r < 0 ? "" : val);
+				return cli_usage_error(
+				    err, "perf",
+				    "perf: unknown format '%.40s' (svg, collapsed, "
+				    "speedscope or pprof)",
+				    r < 0 ? "" : val);
 			cmd->u.perf.format = (int)f;
 		} else if (strcmp(a, "--native") == 0) {
 			cmd->u.perf.native = true;
@@ -244,10 +249,11 @@ static int parse_top(int argc, char *const argv[], pid_t attached, struct cli_cm
 			errno = 0;
 			long rate = r < 0 ? 0 : strtol(val, &end, 10);
 			if (r < 0 || end == val || *end || errno || rate < 1 || rate > 10000)
-				return usage(err, "top",
-					     "top: the rate must be a whole number of samples per "
-					     "second from 1 to 10000, not '%.40s'",
-					     r < 0 ? "" : val);
+				return cli_usage_error(
+				    err, "top",
+				    "top: the rate must be a whole number of samples per "
+				    "second from 1 to 10000, not '%.40s'",
+				    r < 0 ? "" : val);
 			cmd->u.top.rate = (int)rate;
 		} else if (strcmp(a, "--json") == 0) {
 			cmd->json = true;
@@ -267,15 +273,15 @@ static int parse_history(int argc, char *const argv[], struct cli_cmd *cmd, stru
 		const char *val;
 		int r = opt_value(argc, argv, &i, "-n", NULL, &val);
 		if (r < 0)
-			return usage(err, "history", "history: -n needs a number");
+			return cli_usage_error(err, "history", "history: -n needs a number");
 		if (r == 1) {
 			char *end;
 			errno = 0;
 			long n = strtol(val, &end, 10);
 			if (end == val || *end || errno || n <= 0)
-				return usage(err, "history",
-					     "history: -n takes a number above 0, not '%.40s'",
-					     val);
+				return cli_usage_error(
+				    err, "history",
+				    "history: -n takes a number above 0, not '%.40s'", val);
 			cmd->u.history.last = n;
 			have_n = true;
 		} else if (strcmp(argv[i], "-c") == 0) {
@@ -283,12 +289,12 @@ static int parse_history(int argc, char *const argv[], struct cli_cmd *cmd, stru
 		} else if (argv[i][0] == '-' && argv[i][1]) {
 			return unknown_option(err, "history", argv[i]);
 		} else {
-			return usage(err, "history", "history: unexpected argument '%.60s'",
-				     argv[i]);
+			return cli_usage_error(err, "history",
+					       "history: unexpected argument '%.60s'", argv[i]);
 		}
 	}
 	if (have_n && cmd->u.history.clear)
-		return usage(err, "history", "history: -c and -n cannot be combined");
+		return cli_usage_error(err, "history", "history: -c and -n cannot be combined");
 	return 0;
 }
 
@@ -300,9 +306,9 @@ static int gilstat_number(struct cli_error *err, const char *what, const char *a
 	errno = 0;
 	double v = strtod(a, &end);
 	if (end == a || *end || errno || !isfinite(v) || v < lo || v > hi)
-		return usage(err, "gilstat",
-			     "gilstat: %s must be a number from %g to %g, not '%.40s'", what, lo,
-			     hi, a);
+		return cli_usage_error(err, "gilstat",
+				       "gilstat: %s must be a number from %g to %g, not '%.40s'",
+				       what, lo, hi, a);
 	*out = v;
 	return 0;
 }
@@ -328,11 +334,12 @@ static int parse_gilstat(int argc, char *const argv[], struct cli_cmd *cmd, stru
 			return unknown_option(err, "gilstat", a);
 		} else if (!mode) {
 			if (strcmp(a, "on") != 0 && strcmp(a, "off") != 0)
-				return usage(err, "gilstat",
-					     "gilstat: say 'on' or 'off', not '%.40s'", a);
+				return cli_usage_error(
+				    err, "gilstat", "gilstat: say 'on' or 'off', not '%.40s'", a);
 			mode = a;
 		} else if (strcmp(mode, "off") == 0 || n == 4) {
-			return usage(err, "gilstat", "gilstat: unexpected argument '%.60s'", a);
+			return cli_usage_error(err, "gilstat",
+					       "gilstat: unexpected argument '%.60s'", a);
 		} else if (gilstat_number(err, pos[n].what, a, pos[n].lo, pos[n].hi, &vals[n])) {
 			return 2;
 		} else {
@@ -340,9 +347,10 @@ static int parse_gilstat(int argc, char *const argv[], struct cli_cmd *cmd, stru
 		}
 	}
 	if (!mode)
-		return usage(err, "gilstat", "gilstat needs 'on' or 'off'");
+		return cli_usage_error(err, "gilstat", "gilstat needs 'on' or 'off'");
 	if (vals[3] != (long)vals[3])
-		return usage(err, "gilstat", "gilstat: max_threads must be a whole number");
+		return cli_usage_error(err, "gilstat",
+				       "gilstat: max_threads must be a whole number");
 	cmd->u.gilstat.off = strcmp(mode, "off") == 0;
 	cmd->u.gilstat.take_ms = vals[0];
 	cmd->u.gilstat.hold_ms = vals[1];
@@ -354,10 +362,10 @@ static int parse_gilstat(int argc, char *const argv[], struct cli_cmd *cmd, stru
 static int parse_help(int argc, char *const argv[], struct cli_cmd *cmd, struct cli_error *err)
 {
 	if (argc > 2)
-		return usage(err, "help", "help takes at most one command name");
+		return cli_usage_error(err, "help", "help takes at most one command name");
 	if (argc == 2) {
 		if (!cli_command_find(CLI_SHELL, argv[1]) && !cli_command_find(CLI_TOP, argv[1]))
-			return usage(err, NULL, "no command '%.60s'", argv[1]);
+			return cli_usage_error(err, NULL, "no command '%.60s'", argv[1]);
 		cmd->u.help_topic = argv[1];
 	}
 	return 0;
@@ -370,10 +378,10 @@ int cli_parse_command(int argc, char *const argv[], pid_t attached, struct cli_c
 	const struct cli_command *def = cli_command_find(CLI_SHELL, argv[0]);
 	if (!def) {
 		if (cli_command_find(CLI_TOP, argv[0]))
-			return usage(err, argv[0],
-				     "'%.60s' is not a command of attach (run 'fpctl %.60s')",
-				     argv[0], argv[0]);
-		return usage(err, NULL, "unknown command '%.60s'", argv[0]);
+			return cli_usage_error(
+			    err, argv[0], "'%.60s' is not a command of attach (run 'fpctl %.60s')",
+			    argv[0], argv[0]);
+		return cli_usage_error(err, NULL, "unknown command '%.60s'", argv[0]);
 	}
 	cmd->def = def;
 	for (int i = 1; i < argc; i++) {
@@ -407,7 +415,7 @@ int cli_parse_command(int argc, char *const argv[], pid_t attached, struct cli_c
 		return cli_agent_parse(def, argc, argv, NULL, err);
 	default:
 		if (argc > 1)
-			return usage(err, def->name, "%s takes no arguments", def->name);
+			return cli_usage_error(err, def->name, "%s takes no arguments", def->name);
 		return 0;
 	}
 }
@@ -432,8 +440,9 @@ static int top_args(int argc, char *const argv[], int i, struct cli_invocation *
 			return unknown_option(err, name, argv[i]);
 		if (n == max) {
 			if (max == 0)
-				return usage(err, name, "%s takes no arguments", name);
-			return usage(err, name, "%s: unexpected argument '%.60s'", name, argv[i]);
+				return cli_usage_error(err, name, "%s takes no arguments", name);
+			return cli_usage_error(err, name, "%s: unexpected argument '%.60s'", name,
+					       argv[i]);
 		}
 		positional[n++] = argv[i];
 	}
@@ -460,10 +469,11 @@ static int parse_attach(int argc, char *const argv[], int i, struct cli_invocati
 			return unknown_option(err, "attach", argv[i]);
 		inv->pid = parse_pid(argv[i]);
 		if (inv->pid < 0)
-			return usage(err, "attach", "'%.60s' is not a process id", argv[i]);
+			return cli_usage_error(err, "attach", "'%.60s' is not a process id",
+					       argv[i]);
 	}
 	if (!inv->pid)
-		return usage(err, "attach", "attach needs a process id");
+		return cli_usage_error(err, "attach", "attach needs a process id");
 	if (i == argc) {
 		inv->action = CLI_ACT_SHELL;
 		return 0;
@@ -473,9 +483,9 @@ static int parse_attach(int argc, char *const argv[], int i, struct cli_invocati
 	if (r)
 		return r;
 	if (inv->cmd.def->shell_only)
-		return usage(err, inv->cmd.def->name,
-			     "'%s' works only in the interactive shell (fpctl attach %d)",
-			     inv->cmd.def->name, (int)inv->pid);
+		return cli_usage_error(err, inv->cmd.def->name,
+				       "'%s' works only in the interactive shell (fpctl attach %d)",
+				       inv->cmd.def->name, (int)inv->pid);
 	return 0;
 }
 
@@ -499,19 +509,20 @@ int cli_parse_argv(int argc, char *const argv[], struct cli_invocation *inv, str
 			return 0;
 		}
 		if (argv[i][0] == '-' && argv[i][1])
-			return usage(err, NULL, "unknown option '%.60s'", argv[i]);
+			return cli_usage_error(err, NULL, "unknown option '%.60s'", argv[i]);
 		break;
 	}
 	if (i == argc)
-		return usage(err, NULL, "no command given");
+		return cli_usage_error(err, NULL, "no command given");
 
 	const char *name = argv[i++];
 	const struct cli_command *c = cli_command_find(CLI_TOP, name);
 	if (!c) {
 		if (cli_command_find(CLI_SHELL, name))
-			return usage(err, name, "'%.60s' runs on a process: fpctl attach PID %.60s",
-				     name, name);
-		return usage(err, NULL, "unknown command '%.60s'", name);
+			return cli_usage_error(err, name,
+					       "'%.60s' runs on a process: fpctl attach PID %.60s",
+					       name, name);
+		return cli_usage_error(err, NULL, "unknown command '%.60s'", name);
 	}
 	const char *pos[1] = {NULL};
 	switch (c->id) {
@@ -522,7 +533,7 @@ int cli_parse_argv(int argc, char *const argv[], struct cli_invocation *inv, str
 		if (pos[0]) {
 			if (!cli_command_find(CLI_TOP, pos[0]) &&
 			    !cli_command_find(CLI_SHELL, pos[0]))
-				return usage(err, NULL, "no command '%.60s'", pos[0]);
+				return cli_usage_error(err, NULL, "no command '%.60s'", pos[0]);
 			inv->help_topic = pos[0];
 		}
 		return 0;
@@ -539,10 +550,12 @@ int cli_parse_argv(int argc, char *const argv[], struct cli_invocation *inv, str
 		if (inv->action == CLI_ACT_HELP)
 			return 0;
 		if (!pos[0])
-			return usage(err, c->name, "detach needs a process id: fpctl detach PID");
+			return cli_usage_error(err, c->name,
+					       "detach needs a process id: fpctl detach PID");
 		inv->pid = parse_pid(pos[0]);
 		if (inv->pid < 0)
-			return usage(err, c->name, "detach: '%.60s' is not a process id", pos[0]);
+			return cli_usage_error(err, c->name, "detach: '%.60s' is not a process id",
+					       pos[0]);
 		return 0;
 	}
 	default:
@@ -566,7 +579,7 @@ int cli_split_words(const char *line, char ***argvp, struct cli_error *err)
 	size_t nmax = len / 2 + 2;
 	char **argv = malloc(nmax * sizeof(char *) + len + nmax);
 	if (!argv) {
-		usage(err, NULL, "out of memory");
+		cli_usage_error(err, NULL, "out of memory");
 		return -1;
 	}
 	char *out = (char *)(argv + nmax);
@@ -601,8 +614,8 @@ int cli_split_words(const char *line, char ***argvp, struct cli_error *err)
 		*out++ = '\0';
 		if (quote) {
 			free(argv);
-			usage(err, NULL, "unterminated %s quote",
-			      quote == '"' ? "double" : "single");
+			cli_usage_error(err, NULL, "unterminated %s quote",
+					quote == '"' ? "double" : "single");
 			return -1;
 		}
 	}

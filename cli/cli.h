@@ -141,6 +141,10 @@ struct cli_invocation {
  */
 int cli_parse_argv(int argc, char *const argv[], struct cli_invocation *inv, struct cli_error *err);
 
+/* Fills *err with one usage line and the help topic to point at; returns 2. */
+int cli_usage_error(struct cli_error *err, const char *topic, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /*
  * Parse one attach command (argv[0] is its name).  `attached` is the pid
  * the session is attached to.  Returns 0 or 2 (usage error in *err).  The
