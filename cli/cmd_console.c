@@ -82,6 +82,12 @@ static void editor_close(struct console *c)
 static char *read_line(struct console *c)
 {
 	if (c->tty) {
+		/*
+		 * el_gets() prints the prompt before it leaves cooked mode, and a
+		 * Ctrl-D typed at that prompt in cooked mode becomes a NUL byte
+		 * once the terminal is raw: the editor takes the terminal first.
+		 */
+		el_set(c->el, EL_PREP_TERM, 1);
 		int count;
 		const char *s = el_gets(c->el, &count);
 		if (!s || count <= 0)

@@ -92,6 +92,18 @@ struct shell {
 	bool tty;
 };
 
+/*
+ * readline() prints the prompt before libedit leaves cooked mode, and a
+ * Ctrl-D typed at that prompt in cooked mode becomes a NUL byte once the
+ * terminal is raw; the hook runs after readline() set the terminal up and
+ * before the prompt, so the editor has the terminal when the prompt shows.
+ */
+static int take_terminal(void)
+{
+	rl_prep_terminal(1);
+	return 0;
+}
+
 static char *read_line(struct shell *sh, const char *prompt)
 {
 	if (sh->tty)
@@ -170,6 +182,7 @@ int cli_shell(struct cli_ctx *ctx)
 	if (sh.tty) {
 		rl_readline_name = "fpctl";
 		rl_attempted_completion_function = complete;
+		rl_pre_input_hook = take_terminal;
 		if (hpath)
 			cli_history_load(&sh.hist, hpath);
 		for (size_t i = 0; i < sh.hist.n; i++)

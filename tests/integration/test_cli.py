@@ -5,6 +5,7 @@ import os
 import re
 import socket
 import struct
+import time
 import subprocess
 from pathlib import Path
 
@@ -214,6 +215,27 @@ def test_shell(fpctl, idle, workdir):
         sh.close()
     history = Path(env["HOME"]) / ".fpctl_history"
     assert history.exists() and "stack" in history.read_text(errors="replace")
+    idle.ping()
+
+
+def test_shell_ctrl_c_and_ctrl_d(fpctl, idle):
+    """Ctrl-C drops the line typed so far; Ctrl-D the moment the prompt shows leaves."""
+    cmd = fpctl.command(["attach", idle.pid])
+    sh = fpdtest.PtySession(cmd, fpctl.env(TERM="dumb"))
+    try:
+        sh.expect(lambda t: PROMPT.search(t), 60, "the first prompt")
+        sh.send("stack")
+        time.sleep(0.2)
+        sh.send("\x03")
+        sh.expect(lambda t: PROMPT.search(t), 30, "a fresh prompt")
+        sh.send("\n")
+        out = sh.expect(lambda t: PROMPT.search(t), 30, "the prompt after an empty line")
+        assert "Traceback for thread" not in out, out
+        # no pause: a Ctrl-D sent as soon as the prompt appears must still be end of input
+        sh.send("\x04")
+        assert sh.wait(30) == 0
+    finally:
+        sh.close()
     idle.ping()
 
 
