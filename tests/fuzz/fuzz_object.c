@@ -18,6 +18,7 @@
 
 #include "daemon/py/object.h"
 #include "tests/fuzz/py313_debug_offsets.h"
+#include "tests/fuzz/regions.h"
 
 #define MAX_REGIONS 32
 #define ROOT	    0x10040ULL
@@ -130,23 +131,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	struct fp_mem_region regions[MAX_REGIONS + 1];
 	regions[0] = (struct fp_mem_region){TYPES, v->types, sizeof(v->types)};
-	size_t n = 1;
-	while (size >= 6 && n < MAX_REGIONS + 1) {
-		uint32_t addr;
-		uint16_t len;
-		memcpy(&addr, data, 4);
-		memcpy(&len, data + 4, 2);
-		data += 6;
-		size -= 6;
-		if (len > size)
-			len = (uint16_t)size;
-		regions[n].addr = 0x10000 + ((uint64_t)addr & 0xffff0);
-		regions[n].data = data;
-		regions[n].len = len;
-		n++;
-		data += len;
-		size -= len;
-	}
+	size_t n = 1 + fuzz_regions(data, size, regions + 1, MAX_REGIONS);
 
 	struct fp_mem_buf buf = {.regions = regions, .n = n};
 	struct fp_mem mem;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "daemon/stack.h"
+#include "tests/fuzz/regions.h"
 
 #define MAX_REGIONS 32
 
@@ -27,24 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size -= 2;
 
 	struct fp_mem_region regions[MAX_REGIONS];
-	size_t n = 0;
-	while (size >= 6 && n < MAX_REGIONS) {
-		uint32_t addr;
-		uint16_t len;
-		memcpy(&addr, data, 4);
-		memcpy(&len, data + 4, 2);
-		data += 6;
-		size -= 6;
-		if (len > size)
-			len = (uint16_t)size;
-		/* Addresses are multiples of 16 so pointers written in the input can hit them. */
-		regions[n].addr = 0x10000 + ((uint64_t)addr & 0xffff0);
-		regions[n].data = data;
-		regions[n].len = len;
-		n++;
-		data += len;
-		size -= len;
-	}
+	size_t n = fuzz_regions(data, size, regions, MAX_REGIONS);
 
 	struct fp_python py;
 	memset(&py, 0, sizeof(py));
