@@ -32,62 +32,25 @@
 # (stopped).  The main thread sleeps: it is the one fpd hijacks.
 #
 # Needs root (ptrace of any process), cc, build/ (make), pyenv's 3.11, and
-# PyPI for the first run (bench/out/fp-venv); without flight_profiler its
+# PyPI for the first run (bench/out/fp-venv-3.11); without flight_profiler its
 # rows are skipped with the reason.  About a minute.
 set -euo pipefail
-
-cd "$(dirname "$0")/.."
-REPO=$PWD
-BUILD=$(realpath "${FPD_BUILD:-build}")
+BENCH=attach.sh
+. "$(dirname "$0")/lib.sh"
 RUNS=${ATTACH_RUNS:-20}
 WARM_RUNS=${ATTACH_WARM_RUNS:-40}
 HF_FRESH_RUNS=${ATTACH_HF_FRESH_RUNS:-10}
-FPVENV=$REPO/bench/out/fp-venv
 
-log() { printf '%s\n' "$*" >&2; }
-
-[ "$(id -u)" = 0 ] || { log "bench/attach.sh: needs root"; exit 1; }
-for f in fpd fpctl libfpagent.so; do
-	[ -x "$BUILD/$f" ] || [ -f "$BUILD/$f" ] || { log "bench/attach.sh: $BUILD/$f is missing: run make"; exit 1; }
-done
-
-PYROOT=$(pyenv root 2>/dev/null || echo /root/.pyenv)
-PY311=""
-for d in "$PYROOT"/versions/3.11.*; do
-	[ -x "$d/bin/python3" ] && PY311="$d/bin/python3" && break
-done
+bench_check
+PY311=$(bench_python 3.11)
 [ -n "$PY311" ] || { log "bench/attach.sh: no pyenv CPython 3.11 under $PYROOT/versions"; exit 1; }
-
-# The target's interpreter: a venv of that CPython, flight_profiler in it
-# (its agent imports flight_profiler inside the target, so both must share
-# the interpreter and site-packages).
-FLIGHT_NOTE=""
-mkdir -p bench/out
-if [ ! -x "$FPVENV/bin/python" ] || [ "$(readlink -f "$FPVENV/bin/python")" != "$(readlink -f "$PY311")" ]; then
-	rm -rf "$FPVENV"
-	"$PY311" -m venv "$FPVENV" >&2
-fi
-if ! "$FPVENV/bin/python" -c 'import flight_profiler' 2>/dev/null; then
-	log "installing flight_profiler into $FPVENV"
-	"$FPVENV/bin/pip" install -q --disable-pip-version-check flight_profiler >bench/out/pip-flight_profiler.log 2>&1 ||
-		FLIGHT_NOTE="pip install flight_profiler failed (bench/out/pip-flight_profiler.log): $(tail -n 1 bench/out/pip-flight_profiler.log)"
-fi
-FLIGHT=""
-[ -z "$FLIGHT_NOTE" ] && [ -x "$FPVENV/bin/flight_profiler" ] && FLIGHT=$FPVENV/bin/flight_profiler
-[ -n "$FLIGHT" ] || [ -n "$FLIGHT_NOTE" ] || FLIGHT_NOTE="no flight_profiler executable in $FPVENV/bin"
+bench_flight_venv 3.11
 HYPERFINE=$(command -v hyperfine || true)
 
-WORK=$(mktemp -d /tmp/fpd-attach-bench.XXXXXX)
-FPD_PID=""
-cleanup() {
-	[ -s "$WORK/fresh.pid" ] && kill -9 "$(cat "$WORK/fresh.pid")" 2>/dev/null || true
-	if [ -n "$FPD_PID" ]; then kill -TERM "$FPD_PID" 2>/dev/null || true; wait "$FPD_PID" 2>/dev/null || true; fi
-	rm -rf "$WORK"
+bench_cleanup() {
+	[ -s "$WORK/fresh.pid" ] && kill -9 "$(cat "$WORK/fresh.pid")" 2>/dev/null
 }
-trap cleanup EXIT
-
-mkdir "$WORK/bin"
-cp "$BUILD/fpd" "$BUILD/fpctl" "$BUILD/libfpagent.so" "$WORK/bin/"
+bench_start_fpd
 # The Python embedded in that libfpagent.so, generated with it (for its size and compile time).
 cp "$BUILD/gen/agent_py.c" "$WORK/bin/" 2>/dev/null || true
 
@@ -168,13 +131,7 @@ void ticker_reset(void) { reset_flag = 1; }
 EOF
 cc -O2 -shared -fPIC -pthread -o "$WORK/ticker.so" "$WORK/ticker.c"
 
-SOCK=$WORK/fpd.sock
-"$WORK/bin/fpd" --socket "$SOCK" >"$WORK/fpd.log" 2>&1 &
-FPD_PID=$!
-for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
-[ -S "$SOCK" ] || { log "fpd did not start: $(cat "$WORK/fpd.log")"; exit 1; }
-
-TARGET_PY=$FPVENV/bin/python
+TARGET_PY=$VENV_PYTHON
 TARGET_ARGS="$REPO/bench/attach_target.py --native-ticker $WORK/ticker.so --probe"
 
 # hyperfine --prepare for fresh targets: the previous one goes, a new one starts.

@@ -219,7 +219,7 @@ print("shared with other work: compare rows of one run, not numbers across runs.
 EOF
 # The BPF tier's benchmarks and the helper's print their own sections
 # (bench/attach.sh compares getglobal with flight_profiler, which it
-# pip-installs into bench/out/fp-venv on its first run, bench/watch.sh watch
+# pip-installs into bench/out/fp-venv-3.11 on its first run, bench/watch.sh watch
 # and bench/trace.sh trace, into bench/out/fp-venv-3.X; bench/mem.sh measures
 # mem summary's GIL pauses).
 for b in bench/sampler.sh bench/gilstat.sh bench/attach.sh bench/watch.sh bench/trace.sh bench/mem.sh; do

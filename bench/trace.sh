@@ -25,64 +25,27 @@
 # Needs root, build/ (make), pyenv's CPythons and PyPI for the first run;
 # without flight_profiler its rows say why.  About a minute per interpreter.
 set -euo pipefail
-
-cd "$(dirname "$0")/.."
-REPO=$PWD
-BUILD=$(realpath "${FPD_BUILD:-build}")
+BENCH=trace.sh
+. "$(dirname "$0")/lib.sh"
 PYTHONS=${TRACE_PYTHONS:-"3.10 3.11 3.12"}
 
-log() { printf '%s\n' "$*" >&2; }
-
-[ "$(id -u)" = 0 ] || { log "bench/trace.sh: needs root"; exit 1; }
-for f in fpd fpctl libfpagent.so; do
-	[ -e "$BUILD/$f" ] || { log "bench/trace.sh: $BUILD/$f is missing: run make"; exit 1; }
-done
-PYROOT=$(pyenv root 2>/dev/null || echo /root/.pyenv)
-mkdir -p bench/out
-
+bench_check
 # "minor|python|flight_profiler-or-empty|note" per interpreter.
 SETUPS=()
 for minor in $PYTHONS; do
-	py=""
-	for d in "$PYROOT"/versions/$minor.*; do
-		[ -x "$d/bin/python3" ] && py="$d/bin/python3" && break
-	done
-	if [ -z "$py" ]; then
-		log "bench/trace.sh: no pyenv CPython $minor, skipped"
+	bench_flight_venv "$minor"
+	if [ -z "$VENV_PYTHON" ]; then
+		log "bench/$BENCH: $FLIGHT_NOTE, skipped"
 		continue
 	fi
-	venv=$REPO/bench/out/fp-venv-$minor
-	if [ ! -x "$venv/bin/python" ] || [ "$(readlink -f "$venv/bin/python")" != "$(readlink -f "$py")" ]; then
-		rm -rf "$venv"
-		"$py" -m venv "$venv" >&2
-	fi
-	note=""
-	if ! "$venv/bin/python" -c 'import flight_profiler' 2>/dev/null; then
-		log "installing flight_profiler into $venv"
-		"$venv/bin/pip" install -q --disable-pip-version-check flight_profiler \
-			>"bench/out/pip-flight_profiler-$minor.log" 2>&1 ||
-			note="pip install flight_profiler failed: $(tail -n 1 "bench/out/pip-flight_profiler-$minor.log")"
-	fi
-	flight=""
-	[ -z "$note" ] && [ -x "$venv/bin/flight_profiler" ] && flight=$venv/bin/flight_profiler
-	SETUPS+=("$minor|$venv/bin/python|$flight|$note")
+	SETUPS+=("$minor|$VENV_PYTHON|$FLIGHT|$FLIGHT_NOTE")
 done
-[ ${#SETUPS[@]} -gt 0 ] || { log "bench/trace.sh: no interpreter"; exit 1; }
-
-WORK=$(mktemp -d /tmp/fpd-trace-bench.XXXXXX)
-FPD_PID=""
-cleanup() {
-	if [ -n "$FPD_PID" ]; then kill -TERM "$FPD_PID" 2>/dev/null || true; wait "$FPD_PID" 2>/dev/null || true; fi
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-mkdir "$WORK/bin"
-cp "$BUILD/fpd" "$BUILD/fpctl" "$BUILD/libfpagent.so" "$WORK/bin/"
-SOCK=$WORK/fpd.sock
-"$WORK/bin/fpd" --socket "$SOCK" >"$WORK/fpd.log" 2>&1 &
-FPD_PID=$!
-for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
-[ -S "$SOCK" ] || { log "fpd did not start: $(cat "$WORK/fpd.log")"; exit 1; }
+[ ${#SETUPS[@]} -gt 0 ] || { log "bench/$BENCH: no interpreter"; exit 1; }
+bench_start_fpd
+# The floor: a C profile function that does nothing (bench/trace_target.py --noop-hook).
+printf 'int fp_noop_profile(void *o, void *f, int what, void *arg)\n{\n\treturn 0;\n}\n' \
+	>"$WORK/noop.c"
+cc -O2 -shared -fPIC -o "$WORK/noop.so" "$WORK/noop.c"
 
 export WORK SOCK REPO
 /usr/bin/python3 - "${SETUPS[@]}" <<'EOF'
@@ -135,17 +98,19 @@ def process_cpu_per_call(rs):
 def measure(python, version, tool, flight, method, tag):
     out = "%s/rounds-%s.txt" % (WORK, tag)
     errpath = "%s/target-%s.err" % (WORK, tag)
-    flag = "%s/cprofile-%s" % (WORK, tag)
+    flag = "%s/yardstick-%s" % (WORK, tag)
+    yardstick = ["--noop-hook", WORK + "/noop.so", "--hook-flag", flag] if tool == "noop" else [
+        "--cprofile", flag]
     with open(errpath, "wb") as err:
-        target = subprocess.Popen([python, TARGET, "--out", out, "--method", method,
-                                   "--cprofile", flag], stdout=subprocess.PIPE, stderr=err)
+        target = subprocess.Popen([python, TARGET, "--out", out, "--method", method] + yardstick,
+                                  stdout=subprocess.PIPE, stderr=err)
     target.errpath = errpath
     try:
         ready = target.stdout.readline().split()
         assert ready[:1] == [b"ready"], "target did not start"
         CALLS[(version, method)] = (int(ready[1]), int(ready[2]))
         base = wait_rounds(out, BASE_S, target)
-        if tool == "cProfile":
+        if tool in ("cProfile", "noop"):
             open(flag, "w").close()
             during = wait_rounds(out, RUN_S, target)
             os.unlink(flag)
@@ -197,6 +162,8 @@ def measure(python, version, tool, flight, method, tag):
         target.wait()
 
 
+LABELS = {"fpctl": "fpctl trace", "flight_profiler": "flight_profiler trace",
+          "cProfile": "cProfile (yardstick)", "noop": "no-op C hook (floor)"}
 rows, samples = [], {}
 CALLS = {}  # (version, method) -> (Python calls, C calls) inside one call
 for setup in sys.argv[1:]:
@@ -204,10 +171,9 @@ for setup in sys.argv[1:]:
     version = subprocess.run([python, "--version"], stdout=subprocess.PIPE,
                              universal_newlines=True).stdout.split()[1]
     for method in METHODS:
-        for tool in ("fpctl", "flight_profiler", "cProfile"):
-            label = {"fpctl": "fpctl trace", "flight_profiler": "flight_profiler trace",
-                     "cProfile": "cProfile (yardstick)"}[tool]
-            if tool != "fpctl" and not flight:
+        for tool in ("fpctl", "flight_profiler", "cProfile", "noop"):
+            label = LABELS[tool]
+            if tool == "flight_profiler" and not flight:
                 rows.append((version, method, label, None, note or "flight_profiler missing"))
                 continue
             log("%s %s %s" % (version, method, tool))
@@ -268,6 +234,10 @@ print("Process CPU added: the whole target process per call while traced minus b
 print("tool's own threads in the process included.  traces: how many the tool printed while")
 print("the rounds ran.  cProfile (the stdlib's C profiler, enabled by the target itself in the")
 print("calling thread) is the yardstick: what a profile hook that sees every call costs.")
+print("The floor: a C profile function that returns at once, set with PyEval_SetProfile in")
+print("the calling thread (on 3.12+ CPython runs it through sys.monitoring's legacy profiler")
+print("tool): what the interpreter itself charges for a profile hook of any kind, before the")
+print("hook does anything.")
 print()
 print("| CPython | method | tool | CPU us before | while traced | **overhead** | after | "
       "wall us before | while traced | overhead | process CPU added us | traces |")
@@ -294,13 +264,17 @@ for version in sorted(set(r[0] for r in rows)):
         ours = over.get((version, method, "fpctl trace"))
         added = added_ns.get((version, method, "fpctl trace"))
         theirs = over.get((version, method, "flight_profiler trace"))
-        yard = over.get((version, method, "cProfile (yardstick)"))
+        yard = over.get((version, method, LABELS["cProfile"]))
+        floor = over.get((version, method, LABELS["noop"]))
+        floor_ns = added_ns.get((version, method, LABELS["noop"]))
         if ours is not None:
             print("- %s, %s: fpctl trace adds %.0f %% CPU per call (%.0f ns per call made "
-                  "inside it); flight_profiler %s, cProfile %s." % (
+                  "inside it); flight_profiler %s, cProfile %s; the no-op hook alone %s." % (
                       version, method, 100 * ours, added,
                       "%.0f %%" % (100 * theirs) if theirs is not None else "-",
-                      "%.0f %%" % (100 * yard) if yard is not None else "-"))
+                      "%.0f %%" % (100 * yard) if yard is not None else "-",
+                      "%.0f %% (%.0f ns per call)" % (100 * floor, floor_ns)
+                      if floor is not None else "-"))
 print()
 print("What each printed for its first traced call of handle:")
 for label in ("fpctl trace", "flight_profiler trace"):

@@ -1,6 +1,7 @@
 """Benchmark target for bench/trace.sh: what a trace costs the calls it traces.
 
-    trace_target.py --out FILE --method handle|tiny [--pace S] [--cprofile FLAG]
+    trace_target.py --out FILE --method handle|tiny [--pace S]
+                    [--cprofile FLAG] [--noop-hook LIB --hook-flag FLAG]
 
 The main thread loops forever.  Each round it makes 20 calls of the method,
 S seconds apart (default 0.005), each timed alone (wall: perf_counter_ns;
@@ -12,7 +13,11 @@ tool's own threads in the process count) and the calls so far.  Prints
 one call of the method makes (counted once, before anything else, with a
 profile function).  With --cprofile, the rounds run
 under cProfile (enabled in this thread) while the file FLAG exists: the
-stdlib's C profiler as a yardstick for the cost of a profile hook.
+stdlib's C profiler as a yardstick for the cost of a profile hook.  With
+--noop-hook, while the file of --hook-flag exists, the rounds run with
+LIB's fp_noop_profile (a C profile function that returns at once) set by
+PyEval_SetProfile in this thread: what CPython itself charges for a C
+profile hook that sees every call, the floor under any tracer of this kind.
 
 The methods, both call-heavy:
   handle  a request handler over 200 JSON documents: parse, validate,
@@ -24,6 +29,7 @@ The methods, both call-heavy:
 
 import argparse
 import cProfile
+import ctypes
 import hashlib
 import os
 import json
@@ -101,8 +107,14 @@ def main():
     ap.add_argument("--method", choices=("handle", "tiny"), required=True)
     ap.add_argument("--pace", type=float, default=0.005)
     ap.add_argument("--cprofile")
+    ap.add_argument("--noop-hook")
+    ap.add_argument("--hook-flag")
     opts = ap.parse_args()
     profiler, profiling = cProfile.Profile(), False
+    set_profile, noop, hooked = ctypes.pythonapi.PyEval_SetProfile, None, False
+    set_profile.argtypes, set_profile.restype = [ctypes.c_void_p, ctypes.c_void_p], None
+    if opts.noop_hook:
+        noop = ctypes.cast(ctypes.CDLL(opts.noop_hook).fp_noop_profile, ctypes.c_void_p)
     method = globals()[opts.method]
     inside = calls_inside(method)
     wall, cpu = time.perf_counter_ns, time.thread_time_ns
@@ -115,6 +127,9 @@ def main():
                 profiler.enable()
             else:
                 profiler.disable()
+        if noop and os.path.exists(opts.hook_flag) != hooked:
+            hooked = not hooked
+            set_profile(noop if hooked else None, None)
         walls, cpus = [], []
         for _ in range(20):
             w0, c0 = wall(), cpu()

@@ -26,64 +26,23 @@
 # (bench/out/fp-venv-3.X); without flight_profiler its rows say why.
 # About a minute per interpreter.
 set -euo pipefail
-
-cd "$(dirname "$0")/.."
-REPO=$PWD
-BUILD=$(realpath "${FPD_BUILD:-build}")
+BENCH=watch.sh
+. "$(dirname "$0")/lib.sh"
 PYTHONS=${WATCH_PYTHONS:-"3.11 3.12"}
 
-log() { printf '%s\n' "$*" >&2; }
-
-[ "$(id -u)" = 0 ] || { log "bench/watch.sh: needs root"; exit 1; }
-for f in fpd fpctl libfpagent.so; do
-	[ -e "$BUILD/$f" ] || { log "bench/watch.sh: $BUILD/$f is missing: run make"; exit 1; }
-done
-PYROOT=$(pyenv root 2>/dev/null || echo /root/.pyenv)
-mkdir -p bench/out
-
-# "minor python flight_profiler-or-empty note" per interpreter.
+bench_check
+# "minor|python|flight_profiler-or-empty|note" per interpreter.
 SETUPS=()
 for minor in $PYTHONS; do
-	py=""
-	for d in "$PYROOT"/versions/$minor.*; do
-		[ -x "$d/bin/python3" ] && py="$d/bin/python3" && break
-	done
-	if [ -z "$py" ]; then
-		log "bench/watch.sh: no pyenv CPython $minor, skipped"
+	bench_flight_venv "$minor"
+	if [ -z "$VENV_PYTHON" ]; then
+		log "bench/$BENCH: $FLIGHT_NOTE, skipped"
 		continue
 	fi
-	venv=$REPO/bench/out/fp-venv-$minor
-	if [ ! -x "$venv/bin/python" ] || [ "$(readlink -f "$venv/bin/python")" != "$(readlink -f "$py")" ]; then
-		rm -rf "$venv"
-		"$py" -m venv "$venv" >&2
-	fi
-	note=""
-	if ! "$venv/bin/python" -c 'import flight_profiler' 2>/dev/null; then
-		log "installing flight_profiler into $venv"
-		"$venv/bin/pip" install -q --disable-pip-version-check flight_profiler \
-			>"bench/out/pip-flight_profiler-$minor.log" 2>&1 ||
-			note="pip install flight_profiler failed: $(tail -n 1 "bench/out/pip-flight_profiler-$minor.log")"
-	fi
-	flight=""
-	[ -z "$note" ] && [ -x "$venv/bin/flight_profiler" ] && flight=$venv/bin/flight_profiler
-	SETUPS+=("$minor|$venv/bin/python|$flight|$note")
+	SETUPS+=("$minor|$VENV_PYTHON|$FLIGHT|$FLIGHT_NOTE")
 done
-[ ${#SETUPS[@]} -gt 0 ] || { log "bench/watch.sh: no interpreter"; exit 1; }
-
-WORK=$(mktemp -d /tmp/fpd-watch-bench.XXXXXX)
-FPD_PID=""
-cleanup() {
-	if [ -n "$FPD_PID" ]; then kill -TERM "$FPD_PID" 2>/dev/null || true; wait "$FPD_PID" 2>/dev/null || true; fi
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-mkdir "$WORK/bin"
-cp "$BUILD/fpd" "$BUILD/fpctl" "$BUILD/libfpagent.so" "$WORK/bin/"
-SOCK=$WORK/fpd.sock
-"$WORK/bin/fpd" --socket "$SOCK" >"$WORK/fpd.log" 2>&1 &
-FPD_PID=$!
-for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
-[ -S "$SOCK" ] || { log "fpd did not start: $(cat "$WORK/fpd.log")"; exit 1; }
+[ ${#SETUPS[@]} -gt 0 ] || { log "bench/$BENCH: no interpreter"; exit 1; }
+bench_start_fpd
 
 export WORK SOCK REPO
 /usr/bin/python3 - "${SETUPS[@]}" <<'EOF'
