@@ -99,11 +99,10 @@ def measure(python, version, tool, flight, method, tag):
     out = "%s/rounds-%s.txt" % (WORK, tag)
     errpath = "%s/target-%s.err" % (WORK, tag)
     flag = "%s/yardstick-%s" % (WORK, tag)
-    yardstick = ["--noop-hook", WORK + "/noop.so", "--hook-flag", flag] if tool == "noop" else [
-        "--cprofile", flag]
+    hook = WORK + "/noop.so" if tool == "noop" else "cprofile"
     with open(errpath, "wb") as err:
-        target = subprocess.Popen([python, TARGET, "--out", out, "--method", method] + yardstick,
-                                  stdout=subprocess.PIPE, stderr=err)
+        target = subprocess.Popen([python, TARGET, "--out", out, "--method", method, "--hook",
+                                   hook, "--hook-flag", flag], stdout=subprocess.PIPE, stderr=err)
     target.errpath = errpath
     try:
         ready = target.stdout.readline().split()

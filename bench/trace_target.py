@@ -1,7 +1,7 @@
 """Benchmark target for bench/trace.sh: what a trace costs the calls it traces.
 
     trace_target.py --out FILE --method handle|tiny [--pace S]
-                    [--cprofile FLAG] [--noop-hook LIB --hook-flag FLAG]
+                    [--hook cprofile|LIB --hook-flag FLAG]
 
 The main thread loops forever.  Each round it makes 20 calls of the method,
 S seconds apart (default 0.005), each timed alone (wall: perf_counter_ns;
@@ -11,13 +11,12 @@ to FILE: the medians of the round, the process's CPU time (every thread: a
 tool's own threads in the process count) and the calls so far.  Prints
 "ready PY C" once the first round is written: the Python and the C calls
 one call of the method makes (counted once, before anything else, with a
-profile function).  With --cprofile, the rounds run
-under cProfile (enabled in this thread) while the file FLAG exists: the
-stdlib's C profiler as a yardstick for the cost of a profile hook.  With
---noop-hook, while the file of --hook-flag exists, the rounds run with
-LIB's fp_noop_profile (a C profile function that returns at once) set by
-PyEval_SetProfile in this thread: what CPython itself charges for a C
-profile hook that sees every call, the floor under any tracer of this kind.
+profile function).  With --hook, the rounds run under a profile hook
+set in this thread while the file FLAG exists: `cprofile`, the stdlib's C
+profiler, as a yardstick for the cost of a profile hook; a library LIB,
+its fp_noop_profile (a C profile function that returns at once) set by
+PyEval_SetProfile: what CPython itself charges for a C profile hook that
+sees every call, the floor under any tracer of this kind.
 
 The methods, both call-heavy:
   handle  a request handler over 200 JSON documents: parse, validate,
@@ -101,35 +100,35 @@ def calls_inside(method):
     return n[0] - 1, n[1] - 1  # the method itself; sys.setprofile's own C call
 
 
+def hook_switch(kind):
+    """A function that sets (True) or clears (False) the --hook in this thread."""
+    if kind == "cprofile":
+        profiler = cProfile.Profile()
+        return lambda on: profiler.enable() if on else profiler.disable()
+    set_profile = ctypes.pythonapi.PyEval_SetProfile
+    set_profile.argtypes, set_profile.restype = [ctypes.c_void_p, ctypes.c_void_p], None
+    noop = ctypes.cast(ctypes.CDLL(kind).fp_noop_profile, ctypes.c_void_p)
+    return lambda on: set_profile(noop if on else None, None)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--method", choices=("handle", "tiny"), required=True)
     ap.add_argument("--pace", type=float, default=0.005)
-    ap.add_argument("--cprofile")
-    ap.add_argument("--noop-hook")
+    ap.add_argument("--hook")
     ap.add_argument("--hook-flag")
     opts = ap.parse_args()
-    profiler, profiling = cProfile.Profile(), False
-    set_profile, noop, hooked = ctypes.pythonapi.PyEval_SetProfile, None, False
-    set_profile.argtypes, set_profile.restype = [ctypes.c_void_p, ctypes.c_void_p], None
-    if opts.noop_hook:
-        noop = ctypes.cast(ctypes.CDLL(opts.noop_hook).fp_noop_profile, ctypes.c_void_p)
+    hook, hooked = (hook_switch(opts.hook) if opts.hook else None), False
     method = globals()[opts.method]
     inside = calls_inside(method)
     wall, cpu = time.perf_counter_ns, time.thread_time_ns
     first = True
     calls = 0
     while True:
-        if opts.cprofile and os.path.exists(opts.cprofile) != profiling:
-            profiling = not profiling
-            if profiling:
-                profiler.enable()
-            else:
-                profiler.disable()
-        if noop and os.path.exists(opts.hook_flag) != hooked:
+        if hook and os.path.exists(opts.hook_flag) != hooked:
             hooked = not hooked
-            set_profile(noop if hooked else None, None)
+            hook(hooked)
         walls, cpus = [], []
         for _ in range(20):
             w0, c0 = wall(), cpu()

@@ -863,6 +863,17 @@ class PtySession(object):
         os.close(self.fd)
 
 
+def attach_shell(fpctl, pid, prompt, env):
+    """`fpctl attach PID` in a terminal, once `prompt` (a regex) shows."""
+    sh = PtySession(fpctl.command(["attach", pid]), env)
+    try:
+        sh.expect(lambda t: prompt.search(t), 60, "the shell's first prompt")
+    except BaseException:
+        sh.close()
+        raise
+    return sh
+
+
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
 
 

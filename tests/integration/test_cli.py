@@ -5,8 +5,8 @@ import os
 import re
 import socket
 import struct
-import time
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -197,11 +197,9 @@ PROMPT = re.compile(r"(^|\n)[^\n]*[>$#%:] ?$")
 
 
 def test_shell(fpctl, idle, workdir):
-    cmd = fpctl.command(["attach", idle.pid])
     env = fpctl.env(TERM="dumb")
-    sh = fpdtest.PtySession(cmd, env)
+    sh = fpdtest.attach_shell(fpctl, idle.pid, PROMPT, env)
     try:
-        sh.expect(lambda t: PROMPT.search(t), 60, "the first prompt")
         sh.send("help\n")
         out = sh.expect(lambda t: "watch" in t and "stack" in t and PROMPT.search(t), 60, "help")
         assert "gilstat" in out
@@ -220,10 +218,8 @@ def test_shell(fpctl, idle, workdir):
 
 def test_shell_ctrl_c_and_ctrl_d(fpctl, idle):
     """Ctrl-C drops the line typed so far; Ctrl-D the moment the prompt shows leaves."""
-    cmd = fpctl.command(["attach", idle.pid])
-    sh = fpdtest.PtySession(cmd, fpctl.env(TERM="dumb"))
+    sh = fpdtest.attach_shell(fpctl, idle.pid, PROMPT, fpctl.env(TERM="dumb"))
     try:
-        sh.expect(lambda t: PROMPT.search(t), 60, "the first prompt")
         sh.send("stack")
         time.sleep(0.2)
         sh.send("\x03")

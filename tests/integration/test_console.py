@@ -153,10 +153,8 @@ PROMPT = re.compile(r"fpctl\(\d+\)> $")
 
 
 def test_terminal_ctrl_c_and_ctrl_d(fpctl, target):
-    cmd = fpctl.command(["attach", target.pid])
-    sh = fpdtest.PtySession(cmd, fpctl.env(TERM="dumb"))
+    sh = fpdtest.attach_shell(fpctl, target.pid, PROMPT, fpctl.env(TERM="dumb"))
     try:
-        sh.expect(lambda t: PROMPT.search(t), 60, "the shell's prompt")
         sh.send("console\n")
         out = sh.expect(lambda t: t.endswith(">>> "), 60, "the console's banner and prompt")
         assert "in the namespace of __main__" in out, out
