@@ -845,6 +845,7 @@ class PtySession(object):
             pid, status = os.waitpid(self.pid, os.WNOHANG)
             if pid:
                 self.status = os.waitstatus_to_exitcode(status)
+                self._drain()
                 return self.status
             if time.monotonic() > deadline:
                 raise AssertionError("shell did not exit; output:\n" + self.buf[-3000:])
@@ -852,6 +853,15 @@ class PtySession(object):
                 self.read(0.05)
             except EOFError:
                 time.sleep(0.01)  # terminal closed; the exit status follows
+
+    def _drain(self):
+        """Reads what the child wrote before it exited: the terminal keeps it
+        after the exit, so a wait that stops at the exit status loses the tail."""
+        try:
+            while self.read(0.5):
+                pass
+        except EOFError:
+            pass
 
     def close(self):
         if self.status is None:
