@@ -105,8 +105,10 @@ def test_only_console_output_comes_back(fpctl, target):
         "",
         "threading.Thread(target=probe).start()",
     ]) + "\n")
-    time.sleep(0.6)
-    rc, out, _ = console(fpctl, target, "seen\n")
+    def seen():
+        out = console(fpctl, target, "globals().get('seen')\n")[1]
+        return out if out != "" else None
+    out = fpdtest.wait_for(seen, 30, "the console's thread to look at the streams", 0.2)
     assert out == "(True, 'TextIOWrapper')\n", out
     target.ping()
 
