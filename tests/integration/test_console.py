@@ -106,8 +106,7 @@ def test_only_console_output_comes_back(fpctl, target):
         "threading.Thread(target=probe).start()",
     ]) + "\n")
     def seen():
-        out = console(fpctl, target, "globals().get('seen')\n")[1]
-        return out if out != "" else None
+        return console(fpctl, target, "globals().get('seen')\n")[1]
     out = fpdtest.wait_for(seen, 30, "the console's thread to look at the streams", 0.2)
     assert out == "(True, 'TextIOWrapper')\n", out
     target.ping()
