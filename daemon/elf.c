@@ -9,6 +9,7 @@
 #include <libelf.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct fp_elf {
@@ -16,6 +17,25 @@ struct fp_elf {
 	Elf *elf;
 	GElf_Ehdr ehdr;
 };
+
+int fp_elf_open_fd(const char *path)
+{
+	/*
+	 * The path comes from a target, whose owner may have swapped the file
+	 * for a FIFO (an open that never returns) or a device since mapping
+	 * it: only a regular file is read, and opening never waits.
+	 */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return -1;
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		errno = ENOEXEC;
+		return -1;
+	}
+	return fd;
+}
 
 struct fp_elf *fp_elf_open(const char *path)
 {
@@ -26,7 +46,7 @@ struct fp_elf *fp_elf_open(const char *path)
 	struct fp_elf *e = calloc(1, sizeof(*e));
 	if (!e)
 		return NULL;
-	e->fd = open(path, O_RDONLY | O_CLOEXEC);
+	e->fd = fp_elf_open_fd(path);
 	if (e->fd < 0)
 		goto fail;
 	e->elf = elf_begin(e->fd, ELF_C_READ_MMAP, NULL);

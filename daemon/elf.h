@@ -14,6 +14,11 @@ struct fp_elf;
 /* Opens path (already resolved through /proc/PID/root).  NULL with errno set. */
 struct fp_elf *fp_elf_open(const char *path);
 void fp_elf_close(struct fp_elf *e);
+/*
+ * A read-only fd of path when it is a regular file (never blocks on a FIFO
+ * a target's owner put there); -1 with errno set.
+ */
+int fp_elf_open_fd(const char *path);
 
 /* Looks name up in .symtab, then .dynsym.  Returns 0 and the value/size, or -1. */
 int fp_elf_sym(struct fp_elf *e, const char *name, uint64_t *value, uint64_t *size);

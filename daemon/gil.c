@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "elf.h"
 #include "fp/gil.h"
 #include "gil.skel.h"
 #include "proc.h"
@@ -65,7 +66,7 @@
 
 static Elf *elf_open_fd(const char *path, int *fd)
 {
-	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	*fd = fp_elf_open_fd(path);
 	if (*fd < 0)
 		return NULL;
 	Elf *e = elf_begin(*fd, ELF_C_READ_MMAP, NULL);
