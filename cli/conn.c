@@ -182,7 +182,8 @@ static int hello(struct cli_ctx *ctx, struct cli_conn *c)
 	int rc = fp_frame_send(c->fd, h);
 	json_decref(h);
 	json_t *ans = NULL;
-	if (rc == FP_FRAME_OK)
+	/* fpd may have refused us (busy) and closed before our hello went out: its answer waits. */
+	if (rc == FP_FRAME_OK || rc == FP_FRAME_IO)
 		rc = fp_frame_recv(c->fd, &ans, HELLO_WAIT_MS);
 	if (rc != FP_FRAME_OK)
 		return cli_fail(ctx, 3, "hello", "no hello from fpd at %s: %s; is it really fpd?",

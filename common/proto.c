@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,17 +67,28 @@ int fp_frame_send(int fd, const json_t *obj)
 	return rc;
 }
 
-/* Reads exactly len bytes before the deadline (-1: none). */
-static int recv_all(int fd, void *buf, size_t len, int64_t deadline, int at_boundary)
+/*
+ * A frame being received: the deadline now in force (-1: none), and how long
+ * the frame may take once its first byte is in (-1: no such bound).
+ */
+struct rx {
+	int fd;
+	int64_t deadline;
+	int frame_ms;
+	bool started;
+};
+
+/* Reads exactly len bytes before the deadline. */
+static int rx_read(struct rx *x, void *buf, size_t len)
 {
 	char *p = buf;
 	size_t got = 0;
 	while (got < len) {
-		if (deadline >= 0) {
-			int64_t left = deadline - now_ms();
+		if (x->deadline >= 0) {
+			int64_t left = x->deadline - now_ms();
 			if (left <= 0)
 				return FP_FRAME_TIMEOUT;
-			struct pollfd pfd = {.fd = fd, .events = POLLIN};
+			struct pollfd pfd = {.fd = x->fd, .events = POLLIN};
 			int pr = poll(&pfd, 1, (int)left);
 			if (pr < 0 && errno == EINTR)
 				continue;
@@ -85,14 +97,23 @@ static int recv_all(int fd, void *buf, size_t len, int64_t deadline, int at_boun
 			if (pr == 0)
 				return FP_FRAME_TIMEOUT;
 		}
-		ssize_t n = read(fd, p + got, len - got);
+		ssize_t n = read(x->fd, p + got, len - got);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return FP_FRAME_IO;
 		}
 		if (n == 0)
-			return (at_boundary && got == 0) ? FP_FRAME_EOF : FP_FRAME_IO;
+			return x->started ? FP_FRAME_IO : FP_FRAME_EOF;
+		if (!x->started) {
+			x->started = true;
+			/* From here on the peer owes us the rest: a trickle is no excuse. */
+			if (x->frame_ms >= 0) {
+				int64_t d = now_ms() + x->frame_ms;
+				if (x->deadline < 0 || d < x->deadline)
+					x->deadline = d;
+			}
+		}
 		got += (size_t)n;
 	}
 	return FP_FRAME_OK;
@@ -125,27 +146,35 @@ static uint32_t be32(const uint8_t *b)
 	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
 }
 
-int fp_frame_recv(int fd, json_t **out, int timeout_ms)
+int fp_frame_recv_bounded(int fd, json_t **out, int wait_ms, int frame_ms, uint32_t max_len)
 {
-	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	struct rx x = {.fd = fd,
+		       .deadline = wait_ms < 0 ? -1 : now_ms() + wait_ms,
+		       .frame_ms = frame_ms,
+		       .started = false};
 	uint8_t hdr[4];
 	*out = NULL;
-	int rc = recv_all(fd, hdr, 4, deadline, 1);
+	int rc = rx_read(&x, hdr, 4);
 	if (rc != FP_FRAME_OK)
 		return rc;
 	uint32_t len = be32(hdr);
-	if (len > FP_MAX_FRAME)
+	if (len > max_len || len > FP_MAX_FRAME)
 		return FP_FRAME_TOOBIG;
 	if (len == 0)
 		return FP_FRAME_MALFORMED;
 	char *payload = malloc(len);
 	if (!payload)
 		return FP_FRAME_IO;
-	rc = recv_all(fd, payload, len, deadline, 0);
+	rc = rx_read(&x, payload, len);
 	if (rc == FP_FRAME_OK)
 		rc = decode_payload(payload, len, out);
 	free(payload);
 	return rc;
+}
+
+int fp_frame_recv(int fd, json_t **out, int timeout_ms)
+{
+	return fp_frame_recv_bounded(fd, out, timeout_ms, -1, FP_MAX_FRAME);
 }
 
 int fp_frame_parse(const uint8_t *buf, size_t len, json_t **out, size_t *used)

@@ -15,6 +15,7 @@
 #include "agentlink.h"
 #include "bpfcheck.h"
 #include "inject.h"
+#include "limits.h"
 #include "fp/layout.h"
 #include "fp/proto.h"
 #include "fp/version.h"
@@ -25,6 +26,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: fpd [--socket PATH] [--agent PATH] [--exit-when-idle]\n"
+		"           [--max-clients-per-user N] [--max-clients N]\n"
 		"       fpd --layout 3.X        print the CPython layout table fpd uses (JSON)\n"
 		"       fpd --layout-pid PID    print the layout fpd derives for a live process\n"
 		"       fpd --version\n"
@@ -32,8 +34,25 @@ static void usage(FILE *f)
 		"The fpd observer daemon. Clients (fpctl) connect to PATH (default %s).\n"
 		"--exit-when-idle stops it once no client is left (fpctl starts it so).\n"
 		"--agent names the helper library injected into targets (default: the\n"
-		"libfpagent.so next to fpd, else ../lib/fpd/libfpagent.so).\n",
-		FP_DEFAULT_SOCKET);
+		"libfpagent.so next to fpd, else ../lib/fpd/libfpagent.so).\n"
+		"--max-clients-per-user caps the connections one user other than root\n"
+		"may hold (default %d); --max-clients caps those of all users other\n"
+		"than root together (default %d). Root is always admitted.\n",
+		FP_DEFAULT_SOCKET, FP_LIMIT_PER_USER_DEFAULT, FP_LIMIT_GLOBAL_DEFAULT);
+}
+
+/* A limit from the command line: 1 to 65536, or -1 after saying why. */
+static long parse_limit(const char *opt, const char *arg)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(arg, &end, 10);
+	if (errno || end == arg || *end || v < 1 || v > 65536) {
+		fprintf(stderr, "fpd: %s takes a number of connections from 1 to 65536, not '%s'\n",
+			opt, arg);
+		return -1;
+	}
+	return v;
 }
 
 static int print_layout(const struct fp_layout *l)
@@ -144,6 +163,8 @@ int main(int argc, char **argv)
 	    {"layout-pid", required_argument, NULL, 'P'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"inject-test", required_argument, NULL, 'T'},
+	    {"max-clients-per-user", required_argument, NULL, 'U'},
+	    {"max-clients", required_argument, NULL, 'C'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -166,6 +187,15 @@ int main(int argc, char **argv)
 			return layout_for_pid(optarg);
 		case 'T':
 			return inject_test(optarg, argv + optind, argc - optind);
+		case 'U':
+		case 'C': {
+			long v = parse_limit(c == 'U' ? "--max-clients-per-user" : "--max-clients",
+					     optarg);
+			if (v < 0)
+				return 2;
+			fp_limits_set(c == 'U' ? (unsigned)v : 0, c == 'C' ? (unsigned)v : 0);
+			break;
+		}
 		case 'V':
 			printf("fpd %s (protocol %d)\n", FP_VERSION, FP_PROTO_VERSION);
 			return 0;

@@ -7,6 +7,8 @@
 #include "server.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -23,10 +26,12 @@
 #include "agentlink.h"
 #include "commands.h"
 #include "fp/proto.h"
+#include "limits.h"
 #include "log.h"
 #include "proc.h"
 
-#define MAX_CLIENTS 256
+/* Open files fpd asks for (within the hard limit). */
+#define FD_LIMIT_WANTED 65536
 /* With --exit-when-idle: how long to wait for the first client. */
 #define IDLE_FIRST_CLIENT_S 10.0
 
@@ -42,6 +47,8 @@ struct fp_conn {
 	bool has_worker;
 	int refs; /* the connection thread and the running worker */
 	struct fp_agent *agents; /* helper sessions this connection opened */
+	/* Whose connection fp_limits_admit counted it as. */
+	uid_t quota_uid;
 };
 
 static char g_socket[108];
@@ -76,6 +83,7 @@ static void conn_put(struct fp_conn *c)
 	close(c->fd);
 	pthread_mutex_destroy(&c->send_lock);
 	pthread_mutex_destroy(&c->req_lock);
+	fp_limits_release(c->quota_uid);
 	free(c);
 	atomic_fetch_sub(&g_clients, 1);
 }
@@ -235,6 +243,70 @@ static void join_worker(struct fp_conn *c)
 	}
 }
 
+/* The largest pid the kernel hands out now (it can be changed at run time). */
+static long long pid_max(void)
+{
+	char buf[32];
+	int fd = open("/proc/sys/kernel/pid_max", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return INT_MAX;
+	buf[n] = '\0';
+	long long v = strtoll(buf, NULL, 10);
+	return v > 0 && v <= INT_MAX ? v : INT_MAX;
+}
+
+static const char *json_type_name(const json_t *j)
+{
+	switch (json_typeof(j)) {
+	case JSON_OBJECT:
+		return "an object";
+	case JSON_ARRAY:
+		return "an array";
+	case JSON_STRING:
+		return "a string";
+	case JSON_REAL:
+		return "a real number";
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return "a boolean";
+	case JSON_NULL:
+		return "null";
+	default:
+		return "not an integer";
+	}
+}
+
+/*
+ * A request's "pid": absent (0, no target) or a pid the kernel could have
+ * given.  Never cut to fit pid_t: 2^32+P would otherwise act on P.  On
+ * refusal, why holds the line for the client.
+ */
+static int request_pid(const json_t *jpid, pid_t *pid, char *why, size_t len)
+{
+	*pid = 0;
+	if (!jpid)
+		return 0;
+	if (!json_is_integer(jpid)) {
+		snprintf(why, len, "\"pid\" must be an integer process id, not %s",
+			 json_type_name(jpid));
+		return -1;
+	}
+	json_int_t v = json_integer_value(jpid);
+	long long max = pid_max();
+	if (v < 1 || v > max) {
+		snprintf(why, len,
+			 "%lld is not a process id: pids run from 1 to %lld here (the kernel's "
+			 "pid_max); check the pid with 'fpctl ps'",
+			 (long long)v, max);
+		return -1;
+	}
+	*pid = (pid_t)v;
+	return 0;
+}
+
 /* Starts one request; a connection runs its requests one after the other. */
 static int start_request(struct fp_conn *c, json_t *msg)
 {
@@ -259,6 +331,14 @@ static int start_request(struct fp_conn *c, json_t *msg)
 		json_decref(e);
 		return 0;
 	}
+	pid_t pid;
+	char why[256];
+	if (request_pid(json_object_get(msg, "pid"), &pid, why, sizeof(why))) {
+		json_t *e = fp_msg_error(id, "bad_pid", FP_EXIT_USAGE, "%s", why);
+		conn_send(c, e);
+		json_decref(e);
+		return 0;
+	}
 
 	struct fp_req *r = calloc(1, sizeof(*r));
 	struct worker_arg *a = calloc(1, sizeof(*a));
@@ -269,8 +349,7 @@ static int start_request(struct fp_conn *c, json_t *msg)
 	}
 	r->id = id;
 	r->cmd = strdup(name);
-	json_t *jpid = json_object_get(msg, "pid");
-	r->pid = json_is_integer(jpid) ? (pid_t)json_integer_value(jpid) : 0;
+	r->pid = pid;
 	json_t *args = json_object_get(msg, "args");
 	r->args = json_is_object(args) ? json_incref(args) : json_object();
 	r->uid = c->uid;
@@ -324,7 +403,8 @@ static void *conn_main(void *p)
 {
 	struct fp_conn *c = p;
 	json_t *msg = NULL;
-	int rc = fp_frame_recv(c->fd, &msg, 10000);
+	int rc = fp_frame_recv_bounded(c->fd, &msg, FP_HELLO_DEADLINE_MS, FP_FRAME_DEADLINE_MS,
+				       FP_MAX_CLIENT_FRAME);
 	const char *type = msg ? json_string_value(json_object_get(msg, "type")) : NULL;
 	json_t *v = msg ? json_object_get(msg, "v") : NULL;
 	if (rc != FP_FRAME_OK || strcmp(type, "hello") != 0 || !json_is_integer(v) ||
@@ -337,9 +417,13 @@ static void *conn_main(void *p)
 					 FP_PROTO_VERSION);
 			conn_send(c, e);
 			json_decref(e);
+		} else if (rc == FP_FRAME_TIMEOUT) {
+			fp_log("client pid %d (uid %u): no hello within %d s of connecting, "
+			       "closing its connection",
+			       (int)c->pid, (unsigned)c->quota_uid, FP_HELLO_DEADLINE_MS / 1000);
 		} else if (rc != FP_FRAME_EOF) {
-			fp_log("client pid %d: %s, closing its connection", (int)c->pid,
-			       fp_frame_strerror(rc));
+			fp_log("client pid %d (uid %u): %s, closing its connection", (int)c->pid,
+			       (unsigned)c->quota_uid, fp_frame_strerror(rc));
 		}
 		json_decref(msg);
 		goto out;
@@ -351,11 +435,19 @@ static void *conn_main(void *p)
 	json_decref(hello);
 
 	while (!g_stop) {
-		rc = fp_frame_recv(c->fd, &msg, -1);
+		/* An idle client may wait as long as it likes; a started frame may not. */
+		rc = fp_frame_recv_bounded(c->fd, &msg, -1, FP_FRAME_DEADLINE_MS,
+					   FP_MAX_CLIENT_FRAME);
+		if (rc == FP_FRAME_TIMEOUT) {
+			fp_log("client pid %d (uid %u): a frame not complete %d s after its first "
+			       "byte, closing its connection",
+			       (int)c->pid, (unsigned)c->quota_uid, FP_FRAME_DEADLINE_MS / 1000);
+			break;
+		}
 		if (rc != FP_FRAME_OK) {
 			if (rc != FP_FRAME_EOF && rc != FP_FRAME_IO)
-				fp_log("client pid %d: %s, closing its connection", (int)c->pid,
-				       fp_frame_strerror(rc));
+				fp_log("client pid %d (uid %u): %s, closing its connection",
+				       (int)c->pid, (unsigned)c->quota_uid, fp_frame_strerror(rc));
 			break;
 		}
 		type = json_string_value(json_object_get(msg, "type"));
@@ -443,8 +535,40 @@ static int make_socket(const char *path)
 	return fd;
 }
 
+/*
+ * A connection over a limit: one error frame saying which limit, then it
+ * closes.  Logged sparingly: a flood of refusals must not flood the journal.
+ */
+static void refuse_client(int fd, const struct ucred *cred, const char *why)
+{
+	json_t *e = fp_msg_error(0, "busy", FP_EXIT_ATTACH, "%s", why);
+	fp_frame_send(fd, e);
+	json_decref(e);
+	close(fd);
+	unsigned long more;
+	if (fp_limits_log_due(&more))
+		fp_log("refused client pid %d (uid %u): %s (%lu more refusals since the last line)",
+		       (int)cred->pid, (unsigned)cred->uid, why, more);
+}
+
+/*
+ * Every client and helper session holds descriptors: the usual soft limit
+ * of 1024 would run out long before the connection caps do.
+ */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= FD_LIMIT_WANTED)
+		return;
+	rl.rlim_cur = rl.rlim_max < FD_LIMIT_WANTED ? rl.rlim_max : FD_LIMIT_WANTED;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		fp_log("raising the open-file limit to %llu failed: %s",
+		       (unsigned long long)rl.rlim_cur, strerror(errno));
+}
+
 int fp_server_run(const struct fp_server_opts *o)
 {
+	raise_fd_limit();
 	clock_gettime(CLOCK_MONOTONIC, &g_start);
 	snprintf(g_socket, sizeof(g_socket), "%s", o->socket_path);
 	int lfd = make_socket(o->socket_path);
@@ -473,7 +597,7 @@ int fp_server_run(const struct fp_server_opts *o)
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	bool served = false;
+	bool served = false, starved = false;
 	while (!g_stop) {
 		struct pollfd pfd = {.fd = lfd, .events = POLLIN};
 		/* Idle checks are cheap; 50 ms keeps a spawning fpctl's exit wait short. */
@@ -497,9 +621,20 @@ int fp_server_run(const struct fp_server_opts *o)
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
+			/* Out of descriptors or memory passes; stopping would lock everyone out. */
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				if (!starved)
+					fp_log("accept on %s failed: %s; retrying every 100 ms",
+					       o->socket_path, strerror(errno));
+				starved = true;
+				nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+				continue;
+			}
 			fp_log("accept on %s failed: %s", o->socket_path, strerror(errno));
 			break;
 		}
+		starved = false;
 		struct ucred cred;
 		socklen_t cl = sizeof(cred);
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0) {
@@ -507,21 +642,19 @@ int fp_server_run(const struct fp_server_opts *o)
 			close(fd);
 			continue;
 		}
-		/* Each client costs a thread: a cap keeps a local user from exhausting them. */
-		if (atomic_load(&g_clients) >= MAX_CLIENTS) {
-			json_t *e = fp_msg_error(0, "busy", FP_EXIT_ATTACH,
-						 "fpd serves %d clients already; try again later",
-						 MAX_CLIENTS);
-			fp_frame_send(fd, e);
-			json_decref(e);
-			close(fd);
+		/* Each client costs a thread: caps keep a local user from exhausting them. */
+		char why[512];
+		if (fp_limits_admit(cred.uid, why, sizeof(why))) {
+			refuse_client(fd, &cred, why);
 			continue;
 		}
 		struct fp_conn *c = calloc(1, sizeof(*c));
 		if (!c) {
+			fp_limits_release(cred.uid);
 			close(fd);
 			continue;
 		}
+		c->quota_uid = cred.uid;
 		served = true;
 		c->fd = fd;
 		c->uid = cred.uid;

@@ -3,7 +3,9 @@
  * (what the interactive shell asks before showing its prompt).
  *
  * status event: {"event":"status","pid":N,"version":"0.1.0","proto":1,
- *   "socket":"/run/fpd/fpd.sock","uptime_s":1.5,"clients":1,"bpf":"ok","helpers":[]}
+ *   "socket":"/run/fpd/fpd.sock","uptime_s":1.5,"clients":1,"max_clients_per_user":16,
+ *   "max_clients":256,"refused_clients":0,"bpf":"ok","helpers":[]}
+ * (max_clients counts users other than root: root is always admitted.)
  * check event: {"event":"target","pid":N,"version":"3.11.7","exe":"..."}
  */
 #include <unistd.h>
@@ -11,6 +13,7 @@
 #include "bpfcheck.h"
 #include "commands.h"
 #include "fp/version.h"
+#include "limits.h"
 #include "proc.h"
 
 int fp_cmd_status(struct fp_req *r)
@@ -22,6 +25,11 @@ int fp_cmd_status(struct fp_req *r)
 	json_object_set_new(ev, "socket", json_string(fp_server_socket()));
 	json_object_set_new(ev, "uptime_s", json_real(fp_server_uptime()));
 	json_object_set_new(ev, "clients", json_integer(fp_server_clients()));
+	struct fp_limits_state lim;
+	fp_limits_get(&lim);
+	json_object_set_new(ev, "max_clients_per_user", json_integer(lim.per_user));
+	json_object_set_new(ev, "max_clients", json_integer(lim.global));
+	json_object_set_new(ev, "refused_clients", json_integer((json_int_t)lim.refused));
 	json_object_set_new(ev, "bpf", json_string(fp_bpf_status()));
 	json_object_set_new(ev, "helpers", json_array());
 	return fp_req_emit(r, ev);

@@ -36,8 +36,13 @@
 
 #define FP_PROTO_VERSION 1
 /* Large enough for a stack dump of thousands of threads with locals. */
-#define FP_MAX_FRAME	  (16u << 20)
-#define FP_DEFAULT_SOCKET "/run/fpd/fpd.sock"
+#define FP_MAX_FRAME (16u << 20)
+/*
+ * What fpd takes from a client (requests, cancels, console lines): far less,
+ * so that the frames a user's connections have in flight cost fpd little.
+ */
+#define FP_MAX_CLIENT_FRAME (1u << 20)
+#define FP_DEFAULT_SOCKET   "/run/fpd/fpd.sock"
 
 /* Python frames `stack` reads per thread; deeper stacks are cut and the cut reported. */
 #define FP_STACK_MAX_FRAMES 4096
@@ -67,6 +72,16 @@ int fp_frame_send(int fd, const json_t *obj);
  * forever; otherwise it bounds the wait for the whole frame.
  */
 int fp_frame_recv(int fd, json_t **out, int timeout_ms);
+
+/*
+ * The same from a peer that is not trusted to finish what it starts.
+ * wait_ms bounds the whole call (< 0: none), as timeout_ms above; frame_ms
+ * bounds the time from the frame's first byte to its last (< 0: none), so
+ * that a peer that sends half a frame, or one byte a second, gets
+ * FP_FRAME_TIMEOUT however long it waited before starting.  A length above
+ * max_len is FP_FRAME_TOOBIG, refused before anything of it is read.
+ */
+int fp_frame_recv_bounded(int fd, json_t **out, int wait_ms, int frame_ms, uint32_t max_len);
 
 /*
  * Parses one frame from a buffer: the 4-byte header and the payload.  On
