@@ -65,13 +65,20 @@ static int opt_value(int argc, char *const argv[], int *i, const char *shrt, con
 	return 1;
 }
 
-/* --socket, --json, --timeout.  Returns 1 if argv[*i] was one, 0 if not, 2 on error. */
+/*
+ * --socket, --json, --timeout, --trust-socket.  Returns 1 if argv[*i] was
+ * one, 0 if not, 2 on error.
+ */
 static int global_opt(int argc, char *const argv[], int *i, struct cli_global *g,
 		      struct cli_error *err, const char *topic)
 {
 	const char *val;
 	if (strcmp(argv[*i], "--json") == 0) {
 		g->json = true;
+		return 1;
+	}
+	if (strcmp(argv[*i], "--trust-socket") == 0) {
+		g->trust_socket = true;
 		return 1;
 	}
 	int r = opt_value(argc, argv, i, NULL, "--socket", &val);
@@ -107,7 +114,8 @@ static int global_opt(int argc, char *const argv[], int *i, struct cli_global *g
 static int unknown_option(struct cli_error *err, const char *cmd, const char *a)
 {
 	/* The likely mistake: fpctl's own options written after the command. */
-	if (strncmp(a, "--socket", 8) == 0 || strncmp(a, "--timeout", 9) == 0)
+	if (strncmp(a, "--socket", 8) == 0 || strncmp(a, "--timeout", 9) == 0 ||
+	    strcmp(a, "--trust-socket") == 0)
 		return cli_usage_error(
 		    err, cmd, "%s: %.40s is fpctl's own option and goes before the command", cmd,
 		    a);

@@ -76,7 +76,8 @@ struct cli_error {
 struct cli_global {
 	const char *socket; /* NULL: not given */
 	bool json;
-	double timeout_s; /* 0: none */
+	double timeout_s;  /* 0: none */
+	bool trust_socket; /* talk to an fpd that neither root nor this user runs */
 };
 
 /* One parsed command of the attach shell (or of `fpctl attach PID cmd ...`). */
@@ -245,13 +246,16 @@ struct cli_conn {
 	int fd;
 	pid_t child; /* the fpd fpctl started, 0 if none */
 	json_int_t last_id;
-	bool broken; /* the connection failed; nothing more can be sent */
+	bool broken;	/* the connection failed; nothing more can be sent */
+	bool timed_out; /* --timeout stopped the last drained request */
 };
 
 /*
  * Connect to ctx->socket and exchange hellos, starting fpd first when nothing
- * listens and fpctl runs as root.  On failure reports it and returns the exit
- * status (3, or 128+signal when interrupted); ctx->conn is then NULL.
+ * listens and fpctl runs as root.  The server must run as root or as this
+ * user (SO_PEERCRED) unless --trust-socket.  On failure reports it and
+ * returns the exit status (3, or 128+signal when interrupted); ctx->conn is
+ * then NULL.
  */
 int cli_connect(struct cli_ctx *ctx, struct cli_conn *conn);
 /* Closes the connection; stops and reaps the fpd that cli_connect started. */
@@ -262,22 +266,31 @@ typedef int (*cli_event_fn)(void *ud, const json_t *ev);
 
 /*
  * Run one request: send it, feed its events to fn until "end" or "error".
- * Handles --timeout and SIGINT/SIGTERM (cancel the request, wait up to 2 s
- * for its end).  Reports failures itself and returns the exit status: 0, the
- * error frame's "exit", 1 on timeout or a lost connection, 128+signal.  Steals
- * args (may be NULL); pid 0 is not sent.
+ * Handles SIGINT/SIGTERM (cancel the request, wait up to 2 s for its end) and
+ * --timeout (cancel it, report "CMD: timed out after S s", return 1 at once).
+ * Reports failures itself and returns the exit status: 0, the error frame's
+ * "exit", 1 on timeout or a lost connection, 128+signal.  Steals args (may be
+ * NULL); pid 0 is not sent.
  */
 int cli_request(struct cli_ctx *ctx, const char *cmd, pid_t pid, json_t *args, cli_event_fn fn,
 		void *ud);
 /*
- * cli_request for commands that answer when they stop (perf): SIGINT/SIGTERM
- * and --timeout send a cancel, but events still reach fn until the "end" (or
- * "error"), and a stopped request that ends well returns 0.  A signal while
- * it waits for that abandons the request at once: "CMD: interrupted; no
- * profile written", 128+signal.
+ * cli_request for commands that answer when they stop (perf, watch, trace,
+ * gpu, torch): SIGINT/SIGTERM and --timeout send a cancel, but events still
+ * reach fn until the "end" (or "error"), and a stopped request that ends well
+ * returns 0; after --timeout's stop ctx->conn->timed_out is set and the
+ * caller, once it has delivered what came, ends with cli_timeout_end().  A
+ * command still waiting for the target's GIL has nothing to deliver: its
+ * timeout is reported and returned at once.  A signal while it waits for the
+ * end abandons the request at once: "CMD: interrupted; no profile written",
+ * 128+signal.
  */
 int cli_request_drain(struct cli_ctx *ctx, const char *cmd, pid_t pid, json_t *args,
 		      cli_event_fn fn, void *ud);
+/* --timeout's one report: "CMD: timed out after S s"; returns 1. */
+int cli_timeout_fail(const struct cli_ctx *ctx, const char *cmd);
+/* A drained command's exit status: rc, or cli_timeout_fail() when --timeout stopped it. */
+int cli_timeout_end(const struct cli_ctx *ctx, const char *cmd, int rc);
 
 /*
  * For a command that runs its own loop over the connection (console): sends

@@ -7,6 +7,8 @@
  * terminal, with a history of its own so that Python lines do not mix with
  * the shell's; plain lines from a pipe) and reading frames until the next
  * prompt, when Ctrl-C becomes an interrupt of the running statement.
+ * --timeout counts from the start of the console, time spent waiting for
+ * input included, and ends it as it ends every command.
  */
 #include <errno.h>
 #include <histedit.h>
@@ -32,7 +34,8 @@ struct console {
 	char prompt[16];
 	int status; /* once the request is over: fpctl's exit status */
 	bool over;
-	bool started; /* the helper's first prompt came: statements can run */
+	bool started;	    /* the helper's first prompt came: statements can run */
+	long long deadline; /* --timeout's end, -1: none */
 };
 
 static long long now_ms(void)
@@ -211,8 +214,7 @@ static bool on_frame(struct console *c, json_t *m)
 static void wait_prompt(struct console *c)
 {
 	struct cli_ctx *ctx = c->ctx;
-	long long deadline =
-	    ctx->g.timeout_s > 0 ? now_ms() + (long long)(ctx->g.timeout_s * 1000) : -1;
+	long long deadline = c->deadline;
 	long long cancel_deadline = -1;
 	int cancel_status = 0;
 	bool interrupted = false;
@@ -246,8 +248,7 @@ static void wait_prompt(struct console *c)
 		}
 		if (cancel_deadline < 0 && deadline >= 0 && now >= deadline) {
 			cli_send_cancel(ctx, c->id);
-			request_over(c, cli_fail(ctx, 1, "timeout", "timed out after %g s",
-						 ctx->g.timeout_s));
+			request_over(c, cli_timeout_fail(ctx, "console"));
 			return;
 		}
 		long long until = cancel_deadline >= 0 ? cancel_deadline : deadline;
@@ -297,6 +298,27 @@ static void finish(struct console *c)
 		wait_prompt(c);
 }
 
+/* Until input can be read (0), --timeout's end (1) or a signal (2). */
+static int wait_input(const struct console *c)
+{
+	for (;;) {
+		if (cli_signal_pending())
+			return 2;
+		if (c->deadline < 0)
+			return 0;
+		long long left = c->deadline - now_ms();
+		if (left <= 0)
+			return 1;
+		struct pollfd p[2] = {{.fd = STDIN_FILENO, .events = POLLIN},
+				      {.fd = cli_signal_fd(), .events = POLLIN}};
+		int n = poll(p, 2, (int)left);
+		if (n < 0 && errno != EINTR)
+			return 0; /* the read reports what is wrong with stdin */
+		if (n > 0 && p[0].revents)
+			return 0;
+	}
+}
+
 static void loop(struct console *c)
 {
 	while (!c->over) {
@@ -305,7 +327,13 @@ static void loop(struct console *c)
 			return;
 		for (;;) {
 			cli_signal_clear();
-			char *line = read_line(c);
+			int ready = wait_input(c);
+			if (ready == 1) {
+				cli_send_cancel(c->ctx, c->id);
+				request_over(c, cli_timeout_fail(c->ctx, "console"));
+				return;
+			}
+			char *line = ready == 0 ? read_line(c) : NULL;
 			int sig = cli_signal_pending();
 			if (line) {
 				int rc = send_input(c, "line", json_string(line));
@@ -344,6 +372,13 @@ static void loop(struct console *c)
 static int console_run(struct cli_ctx *ctx, json_t *args)
 {
 	struct console c = {.ctx = ctx, .tty = isatty(STDIN_FILENO), .prompt = ">>> "};
+	c.deadline = ctx->g.timeout_s > 0 ? now_ms() + (long long)(ctx->g.timeout_s * 1000) : -1;
+	/*
+	 * poll() sees only what stdio has not read ahead yet: with a deadline,
+	 * lines from a pipe are read without a buffer (libedit reads bytes).
+	 */
+	if (c.deadline >= 0 && !c.tty)
+		setvbuf(stdin, NULL, _IONBF, 0);
 	if (c.tty && !editor_open(&c)) {
 		editor_close(&c);
 		json_decref(args);

@@ -176,7 +176,7 @@ static int run_gpu(struct cli_ctx *ctx, json_t *args)
 		printf("Trace: %s (%lld events; open it in https://ui.perfetto.dev or "
 		       "chrome://tracing)\n",
 		       file, o.events);
-	return 0;
+	return cli_timeout_end(ctx, "gpu", 0);
 }
 
 const struct cli_agent_cmd cli_agent_gpu = {

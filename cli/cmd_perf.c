@@ -2,7 +2,8 @@
  * `perf`: ask fpd for a sampling profile, then write it in the chosen format.
  * fpd sends one "profile" event when sampling stops (duration over, Ctrl-C or
  * --timeout, which only cancel the request here, or the target's exit); the
- * file is written by fpctl as the invoking user (SPEC §5).
+ * file is written by fpctl as the invoking user (SPEC §5), also after
+ * --timeout, which then still ends with its report and status 1.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -96,5 +97,5 @@ int cli_cmd_perf(struct cli_ctx *ctx, const struct cli_cmd *cmd)
 	else if (rc == 0 && !ctx->g.json)
 		print_summary(s.profile, path);
 	json_decref(s.profile);
-	return rc;
+	return cli_timeout_end(ctx, "perf", rc);
 }

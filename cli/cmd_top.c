@@ -6,7 +6,9 @@
  *
  * On a terminal it is a full-screen ncurses view: keys 1-4 sort by a column,
  * q or Ctrl-C quits.  On a pipe (or with --json) it prints a text table (or
- * the events) every second until Ctrl-C or --timeout, which end it normally.
+ * the events) every second until Ctrl-C, which ends it normally, or
+ * --timeout, which ends it with "top: timed out after S s" and status 1 as it
+ * ends every command.
  *
  * The request loop is its own, not cli_request(): it must also wake on the
  * keyboard, and a quit is the normal way out, not a cancelled command.
@@ -513,7 +515,10 @@ static void drain(struct cli_conn *c, json_int_t id)
 	}
 }
 
-/* The request's frames until it ends (0 or the error's status) or the user stops it (-1). */
+/*
+ * The request's frames until it ends (0 or the error's status), the user
+ * stops it (-1) or --timeout does (-2).
+ */
 static int run(struct top_ui *u, json_int_t id)
 {
 	struct cli_ctx *ctx = u->ctx;
@@ -525,7 +530,7 @@ static int run(struct top_ui *u, json_int_t id)
 			return -1;
 		long long now = now_ms();
 		if (deadline >= 0 && now >= deadline)
-			return -1;
+			return -2;
 		struct pollfd p[3] = {{.fd = c->fd, .events = POLLIN},
 				      {.fd = cli_signal_fd(), .events = POLLIN},
 				      {.fd = u->keys ? STDIN_FILENO : -1, .events = POLLIN}};
@@ -614,12 +619,12 @@ int cli_cmd_top(struct cli_ctx *ctx, const struct cli_cmd *cmd)
 	rc = run(&u, id);
 	stop_curses(&u);
 	if (rc < 0) {
-		/* q, Ctrl-C or --timeout: the normal end of a live view. */
+		/* q and Ctrl-C are the normal end of a live view. */
 		json_t *m = json_pack("{s:s, s:I}", "type", "cancel", "id", id);
 		fp_frame_send(c->fd, m);
 		json_decref(m);
 		drain(c, id);
-		rc = 0;
+		rc = rc == -2 ? cli_timeout_fail(ctx, "top") : 0;
 	} else if (rc == 0 && u.table.exited) {
 		printf("top: process %d exited\n", (int)ctx->pid);
 	}

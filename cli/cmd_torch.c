@@ -284,6 +284,11 @@ static int torch_run(struct cli_ctx *ctx, json_t *args)
 		rc = cli_fail(ctx, 1, "memory", "%s: out of memory", t.name);
 	if (rc == 0 && t.bad_chunk)
 		rc = cli_fail(ctx, 1, "protocol", "%s: the helper sent malformed data", t.name);
+	if (rc == 0 && !t.done && ctx->conn->timed_out)
+		rc = cli_fail(ctx, 1, "timeout",
+			      "%s: timed out after %g s: stopped before the call ended; nothing "
+			      "written (the target is as it was)",
+			      t.name, ctx->g.timeout_s);
 	if (rc == 0 && !t.done)
 		rc = cli_fail(ctx, 1, "cancelled",
 			      "%s: stopped before the call ended; nothing written (the target is "
@@ -302,7 +307,7 @@ static int torch_run(struct cli_ctx *ctx, json_t *args)
 	free(buf);
 	json_decref(t.done);
 	json_decref(args);
-	return rc;
+	return cli_timeout_end(ctx, t.name, rc);
 }
 
 const struct cli_agent_cmd cli_agent_torch = {

@@ -11,8 +11,9 @@
  *   └─ [4.100ms] time.sleep    <built-in>
  *
  * Box drawing and colours only on a terminal; `|-`, `|` and `` `- `` on a
- * pipe.  Ctrl-C, --timeout and the -n limit all end it normally (status 0):
- * the helper removes the instrumentation in every case.
+ * pipe.  Ctrl-C and the -n limit end it normally (status 0), --timeout with
+ * "trace: timed out after S s" (status 1, as every command): the helper
+ * removes the instrumentation in every case.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,7 +223,8 @@ static int on_event(void *ud, const json_t *ev)
 static int trace_run(struct cli_ctx *ctx, json_t *args)
 {
 	struct trace_out w = {.ctx = ctx, .tty = isatty(STDOUT_FILENO)};
-	return cli_request_drain(ctx, "trace", ctx->pid, args, on_event, &w);
+	return cli_timeout_end(ctx, "trace",
+			       cli_request_drain(ctx, "trace", ctx->pid, args, on_event, &w));
 }
 
 const struct cli_agent_cmd cli_agent_trace = {

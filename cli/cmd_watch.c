@@ -9,9 +9,10 @@
  *     VALUE:  ((25, 26), {})
  *   }
  *
- * Box drawing and the status mark only on a terminal.  Ctrl-C, --timeout and
- * the -n limit all end it normally (status 0): the helper removes the
- * instrumentation in every case.
+ * Box drawing and the status mark only on a terminal.  Ctrl-C and the -n
+ * limit end it normally (status 0), --timeout with "watch: timed out after S
+ * s" (status 1, as every command): the helper removes the instrumentation in
+ * every case.
  */
 #include <stdio.h>
 #include <string.h>
@@ -149,7 +150,8 @@ static int on_event(void *ud, const json_t *ev)
 static int watch_run(struct cli_ctx *ctx, json_t *args)
 {
 	struct watch_out w = {.ctx = ctx, .tty = isatty(STDOUT_FILENO)};
-	return cli_request_drain(ctx, "watch", ctx->pid, args, on_event, &w);
+	return cli_timeout_end(ctx, "watch",
+			       cli_request_drain(ctx, "watch", ctx->pid, args, on_event, &w));
 }
 
 const struct cli_agent_cmd cli_agent_watch = {

@@ -175,6 +175,32 @@ static int spawn_fpd(struct cli_ctx *ctx, struct cli_conn *c)
 	}
 }
 
+/*
+ * Whoever listens on the socket learns what fpctl asks and decides what it
+ * prints, so it must be fpd run by root, or by this user (an fpd of their
+ * own).  The kernel records the listener's credentials in the connection:
+ * unlike the socket file's owner, checked before connect, they cannot be
+ * swapped in between.
+ */
+static int check_peer(struct cli_ctx *ctx, struct cli_conn *c)
+{
+	if (ctx->g.trust_socket)
+		return 0;
+	struct ucred peer;
+	socklen_t len = sizeof(peer);
+	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0)
+		return cli_fail(ctx, 3, "connect",
+				"cannot tell who serves %s: SO_PEERCRED: %s; pass --trust-socket "
+				"to talk to it anyway",
+				ctx->socket, strerror(errno));
+	if (peer.uid == 0 || peer.uid == getuid() || peer.uid == geteuid())
+		return 0;
+	return cli_fail(ctx, 3, "untrusted",
+			"the server on %s runs as uid %u, neither root nor you: refusing to talk "
+			"to it; pass --trust-socket if you trust that user",
+			ctx->socket, (unsigned)peer.uid);
+}
+
 static int hello(struct cli_ctx *ctx, struct cli_conn *c)
 {
 	json_t *h =
@@ -227,6 +253,8 @@ int cli_connect(struct cli_ctx *ctx, struct cli_conn *c)
 		rc = cli_fail(ctx, 3, "connect", "cannot connect to fpd at %s: %s", ctx->socket,
 			      strerror(err));
 	}
+	if (rc == 0)
+		rc = check_peer(ctx, c);
 	if (rc == 0)
 		rc = hello(ctx, c);
 	ctx->conn = c;
@@ -297,10 +325,21 @@ int cli_send_input(struct cli_ctx *ctx, json_int_t id, const json_t *obj)
 	return rc == FP_FRAME_OK ? 0 : cli_lost(ctx, rc);
 }
 
+int cli_timeout_fail(const struct cli_ctx *ctx, const char *cmd)
+{
+	return cli_fail(ctx, 1, "timeout", "%s: timed out after %g s", cmd, ctx->g.timeout_s);
+}
+
+int cli_timeout_end(const struct cli_ctx *ctx, const char *cmd, int rc)
+{
+	return rc == 0 && ctx->conn && ctx->conn->timed_out ? cli_timeout_fail(ctx, cmd) : rc;
+}
+
 static int request(struct cli_ctx *ctx, const char *cmd, pid_t pid, json_t *args, cli_event_fn fn,
 		   void *ud, bool drain)
 {
 	struct cli_conn *c = ctx->conn;
+	c->timed_out = false;
 	json_int_t id = cli_request_send(ctx, cmd, pid, args);
 	if (id < 0)
 		return 1;
@@ -309,7 +348,8 @@ static int request(struct cli_ctx *ctx, const char *cmd, pid_t pid, json_t *args
 	long long deadline =
 	    ctx->g.timeout_s > 0 ? now_ms() + (long long)(ctx->g.timeout_s * 1000) : -1;
 	long long cancel_deadline = -1;
-	int result = 0; /* once cancelled: the status to leave with */
+	int result = 0;	       /* once cancelled: the status to leave with */
+	bool gil_wait = false; /* the last event: the helper waits for the target's GIL */
 	for (;;) {
 		long long now = now_ms();
 		int sig = cli_signal_pending();
@@ -334,17 +374,20 @@ static int request(struct cli_ctx *ctx, const char *cmd, pid_t pid, json_t *args
 						"%s: fpd did not finish within %d s of the stop",
 						cmd, DRAIN_WAIT_MS / 1000)
 				     : result;
-		if (cancel_deadline < 0 && deadline >= 0 && now >= deadline && drain) {
-			/* --timeout ends a drained command the way Ctrl-C does. */
+		if (cancel_deadline < 0 && deadline >= 0 && now >= deadline) {
+			/*
+			 * The daemon stops the command; frames that still come for it
+			 * are dropped by id later.  A drained command first receives
+			 * what it collected, and a helper command's end says its
+			 * instrumentation is gone, which takes a moment; but not while
+			 * the helper waits for a GIL that the target may never release.
+			 */
 			send_cancel(c, id);
+			if (!drain || gil_wait)
+				return cli_timeout_fail(ctx, cmd);
+			c->timed_out = true;
 			cancel_deadline = now + DRAIN_WAIT_MS;
 			continue;
-		}
-		if (cancel_deadline < 0 && deadline >= 0 && now >= deadline) {
-			/* The daemon stops the command; its end frame is dropped by id later. */
-			send_cancel(c, id);
-			return cli_fail(ctx, 1, "timeout", "timed out after %g s",
-					ctx->g.timeout_s);
 		}
 		long long until = cancel_deadline >= 0 ? cancel_deadline : deadline;
 		/*
@@ -373,6 +416,7 @@ static int request(struct cli_ctx *ctx, const char *cmd, pid_t pid, json_t *args
 		}
 		const char *type = cli_jstr(m, "type", "");
 		if (strcmp(type, "event") == 0) {
+			gil_wait = strcmp(cli_jstr(m, "event", ""), "gil_wait") == 0;
 			if (cancel_deadline >= 0 && drain && fn(ud, m) != 0) {
 				result = 1;
 			} else if (cancel_deadline < 0 && fn(ud, m) != 0) {
@@ -392,6 +436,13 @@ static int request(struct cli_ctx *ctx, const char *cmd, pid_t pid, json_t *args
 				json_decref(m);
 				return result;
 			}
+			/* The helper could not confirm the stop in time: still the timeout. */
+			if (c->timed_out && strcmp(cli_jstr(m, "code", ""), "cancelled") == 0) {
+				c->timed_out = false;
+				json_decref(m);
+				return cli_timeout_fail(ctx, cmd);
+			}
+			c->timed_out = false;
 			json_int_t ex = cli_jint(m, "exit", FP_EXIT_CMD);
 			if (ex < 1 || ex > 125)
 				ex = FP_EXIT_CMD;

@@ -46,7 +46,7 @@ static void help_table(FILE *f, enum cli_scope scope, bool color)
 		fputs("\nType 'help COMMAND' for its usage, options and examples.\n", f);
 		return;
 	}
-	fputs("Usage: fpctl [--socket PATH] [--json] [--timeout S] COMMAND ...\n"
+	fputs("Usage: fpctl [--socket PATH] [--json] [--timeout S] [--trust-socket] COMMAND ...\n"
 	      "\n"
 	      "fpctl inspects running CPython processes through the fpd daemon.\n"
 	      "\n",
@@ -60,11 +60,16 @@ static void help_table(FILE *f, enum cli_scope scope, bool color)
 	fputs("\n", f);
 	heading(f, color, "GLOBAL OPTIONS (before the command, or right after attach):");
 	fprintf(f,
-		"  --socket PATH  the socket of fpd (default %s, or $FPD_SOCKET)\n"
-		"  --json         one JSON object per line for each event and error\n"
-		"  --timeout S    cancel the command after S seconds (exit status 1)\n"
-		"  --help         this text\n"
-		"  --version      fpctl's version and protocol\n"
+		"  --socket PATH   the socket of fpd (default %s, or $FPD_SOCKET)\n"
+		"  --json          one JSON object per line for each event and error\n"
+		"  --timeout S     stop any command that has not ended after S seconds, as\n"
+		"                  Ctrl-C does (what it collected is still shown or written),\n"
+		"                  then say 'CMD: timed out after S s' and exit with status 1;\n"
+		"                  -n and perf -d are the ways to end normally\n"
+		"  --trust-socket  talk to an fpd run by another user than root or you\n"
+		"                  (refused by default: it would see and answer every request)\n"
+		"  --help          this text\n"
+		"  --version       fpctl's version and protocol\n"
 		"\n",
 		FP_DEFAULT_SOCKET);
 	heading(f, color, "ENVIRONMENT:");
@@ -74,9 +79,9 @@ static void help_table(FILE *f, enum cli_scope scope, bool color)
 	      "\n",
 	      f);
 	heading(f, color, "EXIT STATUS:");
-	fputs("  0 success, 1 command error or timeout, 2 usage error, 3 the target or fpd\n"
-	      "  cannot be reached (no such process, not Python, not yours, fpd not running,\n"
-	      "  protocol mismatch), 130 interrupted by Ctrl-C\n"
+	fputs("  0 success, 1 command error or --timeout, 2 usage error, 3 the target or fpd\n"
+	      "  cannot be reached (no such process, not Python, not yours, fpd not running or\n"
+	      "  not run by root or you, protocol mismatch), 130 interrupted by Ctrl-C\n"
 	      "\n"
 	      "Run 'fpctl help COMMAND' for its usage, options and examples.\n",
 	      f);

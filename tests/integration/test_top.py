@@ -234,8 +234,8 @@ def test_text_fallback(build, fake_fpd, tmp_path):
                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30,
                        env=fpdtest.clean_env(HOME=str(tmp_path)))
     out = r.stdout.decode()
-    assert r.returncode == 0, r.stderr.decode()
-    assert r.stderr.decode() == ""
+    assert r.returncode == 1, r.stderr.decode()
+    assert r.stderr.decode() == "fpctl: top: timed out after 1.5 s\n"
     tables = [t for t in out.split("\n\n") if t.strip()]
     assert len(tables) >= 3, out
     for t in tables:
@@ -269,8 +269,10 @@ def test_json_events(build, fake_fpd, tmp_path):
     r = subprocess.run(fpctl_cmd(build, fake_fpd.path, "--json", "attach", "--timeout", "1", FAKE_PID, "top"),
                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30,
                        env=fpdtest.clean_env(HOME=str(tmp_path)))
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.returncode == 1, r.stderr.decode()
     events = [json.loads(line) for line in r.stdout.decode().splitlines()]
+    assert events[-1]["type"] == "error" and events[-1]["code"] == "timeout", events[-1]
+    events.pop()
     assert events and all(e["event"] == "profile" for e in events)
     # --json needs no version, so no ps request.
     assert [q["cmd"] for q in fake_fpd.requests] == ["top"]

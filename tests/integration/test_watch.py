@@ -187,8 +187,8 @@ def test_limit_stops_and_restores(fpctl, target):
 def test_timeout_stops_cleanly(fpctl, target):
     t0 = time.monotonic()
     r = fpctl("--timeout", "1", "attach", target.pid, "watch", "__main__", "Service", "handle",
-              "-f", "False")
-    assert r.rc == 0 and r.out == "", r
+              "-f", "False", check=False)
+    assert r.rc == 1 and r.out == "" and r.err.endswith("\nfpctl: watch: timed out after 1 s\n"), r
     assert time.monotonic() - t0 < 20
     assert restored(fpctl, target) == "[]"
 
