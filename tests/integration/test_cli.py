@@ -3,6 +3,7 @@ shell through a terminal, and fpd's robustness against bad frames."""
 
 import os
 import re
+import shutil
 import socket
 import struct
 import subprocess
@@ -314,3 +315,98 @@ def test_client_vanishing_mid_frame(fpd, fpctl, idle):
     s.sendall(struct.pack(">I", 100) + b'{"type":')
     s.close()
     assert fpdtest.parse_text(fpctl("attach", idle.pid, "stack").out).names() == ["MainThread"]
+
+
+# --------------------------------------------------------------------------
+# Whom fpctl talks to, and which pids it accepts
+
+# A stand-in fpd: answers hello, then `ps` with one process and the end;
+# says on stdout when a connection came and when a hello did.
+FAKE_FPD = r"""
+import json, os, socket, struct, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1])
+os.chmod(sys.argv[1], 0o777)
+s.listen(4)
+print("listening", flush=True)
+def recv(c):
+    head = c.recv(4, socket.MSG_WAITALL)
+    if len(head) < 4:
+        return None
+    n = struct.unpack(">I", head)[0]
+    return json.loads(c.recv(n, socket.MSG_WAITALL))
+def send(c, m):
+    data = json.dumps(m).encode()
+    c.sendall(struct.pack(">I", len(data)) + data)
+while True:
+    c, _ = s.accept()
+    print("served", flush=True)
+    h = recv(c)
+    if h:
+        print("hello", flush=True)
+        send(c, {"type": "hello", "v": h["v"], "server": "fpd"})
+        req = recv(c)
+        if req:
+            send(c, {"type": "event", "id": req["id"], "event": "process", "pid": 4242,
+                     "user": "mallory", "version": "3.12.1", "build": "shared",
+                     "executable": "/usr/bin/python3", "helper": False})
+            send(c, {"type": "end", "id": req["id"]})
+    c.close()
+"""
+
+
+@pytest.fixture
+def nobodys_fpd(debian_python, workdir):
+    """The stand-in fpd, run by nobody on a socket in a directory of theirs."""
+    d = workdir / "nobodys-fpd"
+    d.mkdir()
+    os.chown(str(d), NOBODY, NOBODY)
+    sock = d / "fake.sock"
+    p = fpdtest.spawn(as_user(NOBODY, [debian_python, "-c", FAKE_FPD, str(sock)]),
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert p.stdout.readline() == b"listening\n", p.stderr.read()
+        yield sock, p
+    finally:
+        fpdtest.stop(p)
+        shutil.rmtree(str(d), ignore_errors=True)
+
+
+def test_socket_of_another_user_refused(fpctl, nobodys_fpd):
+    sock, server = nobodys_fpd
+    r = fpctl("--socket", sock, "ps", socket=False, check=False)
+    assert r.rc == 3 and r.out == "", r
+    assert r.err == ("fpctl: the server on %s runs as uid %d, neither root nor you: refusing to talk to "
+                     "it; pass --trust-socket if you trust that user\n" % (sock, NOBODY)), r.err
+    r = fpctl("--socket", sock, "--trust-socket", "ps", socket=False)
+    assert "4242" in r.out and "mallory" in r.out, r
+    # The refused call sent nothing at all, not even its hello.
+    assert [server.stdout.readline() for _ in range(3)] == [b"served\n", b"served\n", b"hello\n"]
+    # nobody may talk to an fpd of their own.
+    r = fpctl("--socket", sock, "ps", socket=False, user=NOBODY)
+    assert "4242" in r.out, r
+    # --trust-socket goes before the command, like the other global options.
+    r = fpctl("--socket", sock, "attach", "4242", "stack", "--trust-socket", socket=False, check=False)
+    assert r.rc == 2 and "--trust-socket is fpctl's own option and goes before the command" in r.err, r
+
+
+def test_root_fpd_is_trusted_by_every_user(fpctl, nobodys):
+    r = fpctl("attach", nobodys.pid, "stack", user=NOBODY)
+    assert fpdtest.parse_text(r.out).names() == ["MainThread"]
+
+
+@pytest.mark.parametrize("args", [
+    ["attach", "4294967297", "stack"],
+    ["attach", "4294967297"],
+    ["detach", "4294967297"],
+    ["attach", "0", "stack"],
+    ["attach", "2147483648", "stack"],
+    ["attach", "1", "stack", "4294967297"],
+    ["attach", "1", "perf", "4294967297"],
+], ids="_".join)
+def test_pid_out_of_range(fpctl, args):
+    r = fpctl(*args, check=False)
+    assert r.rc == 2 and r.out == "", r
+    lines = r.err.splitlines()
+    bad = [a for a in args if a not in ("1", "attach", "detach", "stack", "perf")][0]
+    assert len(lines) == 1 and "'%s' is not a process id" % bad in lines[0], r.err
