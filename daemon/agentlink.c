@@ -275,6 +275,16 @@ static int open_session(struct fp_req *r, const struct fp_python *py, struct fp_
 		json_decref(hello);
 		goto out;
 	}
+	/*
+	 * The helper runs code for the client from now on: the process it runs
+	 * in must still be one the client may ptrace (it may have exec'd a
+	 * setuid program, or died and had its pid reused, while it was loaded).
+	 */
+	if (fp_req_reauthorize(r)) {
+		json_decref(hello);
+		snprintf(err, errlen, "attach: permission denied after loading the helper");
+		goto out;
+	}
 	struct fp_agent *a = calloc(1, sizeof(*a));
 	if (!a) {
 		json_decref(hello);

@@ -40,12 +40,13 @@ struct fp_conn {
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
+	struct fp_cred cred;
 	pthread_mutex_t send_lock;
 	pthread_mutex_t req_lock;
 	struct fp_req *active; /* the request running now, for "cancel" */
 	pthread_t worker;
 	bool has_worker;
-	int refs; /* the connection thread and the running worker */
+	int refs;		 /* the connection thread and the running worker */
 	struct fp_agent *agents; /* helper sessions this connection opened */
 	/* Whose connection fp_limits_admit counted it as. */
 	uid_t quota_uid;
@@ -96,10 +97,17 @@ static int conn_send(struct fp_conn *c, const json_t *msg)
 	return rc == FP_FRAME_OK ? 0 : -1;
 }
 
+static bool still_authorized(struct fp_req *r, bool now);
+
 int fp_req_emit(struct fp_req *r, json_t *event)
 {
 	if (!event)
 		return -1;
+	if (!still_authorized(r, false)) {
+		json_decref(event);
+		atomic_store(&r->cancelled, true);
+		return -1;
+	}
 	json_object_set_new(event, "id", json_integer(r->id));
 	int rc = conn_send(r->conn, event);
 	json_decref(event);
@@ -158,30 +166,82 @@ bool fp_req_flag(struct fp_req *r, const char *name)
 	return json_is_true(json_object_get(r->args, name));
 }
 
+static long long clock_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int fp_req_authorize(struct fp_req *r)
 {
 	if (r->pid <= 0)
 		return fp_req_fail(r, "bad_pid", FP_EXIT_USAGE, "a positive process id is needed");
-	struct fp_proc_info info;
-	int rc = fp_proc_info(r->pid, &info);
-	if (rc == -ENOENT)
+	unsigned long long started = fp_proc_start_time(r->pid);
+	enum fp_auth a = started ? fp_auth_may_ptrace(&r->cred, r->pid) : FP_AUTH_NO_PROCESS;
+	/* The pid may have been reused while the kernel was asked. */
+	if (a == FP_AUTH_OK && fp_proc_start_time(r->pid) != started)
+		a = FP_AUTH_NO_PROCESS;
+	switch (a) {
+	case FP_AUTH_OK:
+		break;
+	case FP_AUTH_NO_PROCESS:
 		return fp_req_fail(r, "no_such_process", FP_EXIT_ATTACH,
 				   "no process with pid %d; check the pid with 'fpctl ps'",
 				   (int)r->pid);
-	if (rc < 0)
-		return fp_req_fail(r, "proc", FP_EXIT_ATTACH, "reading /proc/%d/status failed: %s",
-				   (int)r->pid, strerror(-rc));
-	/*
-	 * The rule of ptrace(2) without capabilities: a user may inspect only
-	 * processes running under the same uid.  fpd is root, so it must apply
-	 * the rule itself.
-	 */
-	if (r->uid != 0 && info.uid != r->uid)
-		return fp_req_fail(r, "permission", FP_EXIT_ATTACH,
-				   "permission denied: process %d belongs to uid %u; you can only "
-				   "attach to your own processes (or run fpctl as root)",
-				   (int)r->pid, (unsigned)info.uid);
+	case FP_AUTH_DENIED:
+		return fp_req_fail(
+		    r, "permission", FP_EXIT_ATTACH,
+		    "permission denied: the kernel would not let uid %u ptrace process %d (another "
+		    "user's, setuid, changed its ids, or not dumpable), so fpd will not act on it "
+		    "for you; attach to your own processes, or run fpctl as root",
+		    (unsigned)r->cred.uid, (int)r->pid);
+	case FP_AUTH_ERROR:
+		return fp_req_fail(
+		    r, "auth", FP_EXIT_ATTACH,
+		    "permission check for process %d failed inside fpd (see its log); "
+		    "refusing",
+		    (int)r->pid);
+	}
+	r->auth_start_time = started;
+	atomic_store(&r->auth_checked_ms, 0);
+	r->authorized = true;
 	return 0;
+}
+
+/*
+ * An event about a process goes to a non-root client only while the kernel
+ * would still let that client ptrace it: a target may change credentials
+ * (exec a setuid program) after the request was allowed, or exit and have
+ * its pid reused.  Asked again before the first event (so after the data was
+ * read) and then at most once a second, or at once when asked.  A target
+ * that is simply gone keeps its events: they were read while it was the
+ * client's.
+ */
+static bool still_authorized(struct fp_req *r, bool at_once)
+{
+	if (!r->authorized || r->cred.uid == 0)
+		return true;
+	long long now = clock_ms(), last = atomic_load(&r->auth_checked_ms);
+	if (!at_once && last && now - last < 1000)
+		return true;
+	enum fp_auth a = fp_auth_may_ptrace(&r->cred, r->pid);
+	unsigned long long started = fp_proc_start_time(r->pid);
+	if ((a == FP_AUTH_OK && started == r->auth_start_time) ||
+	    (a == FP_AUTH_NO_PROCESS && started == 0)) {
+		atomic_store(&r->auth_checked_ms, now);
+		return true;
+	}
+	fp_req_fail(r, "permission", FP_EXIT_ATTACH,
+		    "process %d changed credentials or was replaced since the command started; "
+		    "uid %u may no longer ptrace it, so the command stops here",
+		    (int)r->pid, (unsigned)r->cred.uid);
+	return false;
+}
+
+int fp_req_reauthorize(struct fp_req *r)
+{
+	return still_authorized(r, true) ? 0 : -1;
 }
 
 int fp_req_python(struct fp_req *r, struct fp_python *py)
@@ -355,6 +415,7 @@ static int start_request(struct fp_conn *c, json_t *msg)
 	r->uid = c->uid;
 	r->gid = c->gid;
 	r->peer_pid = c->pid;
+	r->cred = c->cred;
 	r->conn = c;
 	atomic_init(&r->cancelled, false);
 	a->conn = c;
@@ -660,6 +721,8 @@ int fp_server_run(const struct fp_server_opts *o)
 		c->uid = cred.uid;
 		c->gid = cred.gid;
 		c->pid = cred.pid;
+		/* The same peer, with its groups too: what authorization runs as. */
+		fp_cred_from_socket(fd, &c->cred);
 		c->refs = 1;
 		pthread_mutex_init(&c->send_lock, NULL);
 		pthread_mutex_init(&c->req_lock, NULL);

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "auth.h"
 #include "fp/proto.h"
 #include "py/python.h"
 
@@ -27,9 +28,17 @@ struct fp_req {
 	uid_t uid;    /* requester, from SO_PEERCRED */
 	gid_t gid;
 	pid_t peer_pid;
+	struct fp_cred cred; /* the requester as the kernel described it */
+	/*
+	 * Set once the requester was allowed r->pid: every later event is sent
+	 * only while that still holds (see fp_req_emit).
+	 */
+	bool authorized;
+	unsigned long long auth_start_time; /* the target's, to notice a reused pid */
+	_Atomic long long auth_checked_ms;
 	struct fp_conn *conn;
 	atomic_bool cancelled;
-	bool done; /* an end or error frame was sent */
+	bool done;	      /* an end or error frame was sent */
 	fp_input_fn on_input; /* under the connection's lock: see fp_req_set_input */
 	void *input_ctx;
 };
@@ -57,14 +66,20 @@ struct fp_agent **fp_req_agents(struct fp_req *r);
 bool fp_req_flag(struct fp_req *r, const char *name);
 
 /*
- * Checks that the requester may inspect req->pid (root, or the same uid as
- * the target) and finds its interpreter.  On failure the request has been
+ * Checks that the requester may inspect req->pid (the kernel would let it
+ * ptrace the process: daemon/auth.c) and finds its interpreter.  On failure the request has been
  * answered with an error (exit 3) and -1 is returned.
  */
 int fp_req_python(struct fp_req *r, struct fp_python *py);
 
 /* Same permission check without requiring Python; 0 or -1 (answered). */
 int fp_req_authorize(struct fp_req *r);
+
+/*
+ * Asks the kernel again, now, whether the requester may still ptrace
+ * r->pid (the same process: a reused pid fails).  0, or -1 with r answered.
+ */
+int fp_req_reauthorize(struct fp_req *r);
 
 typedef int (*fp_cmd_fn)(struct fp_req *r);
 
