@@ -35,7 +35,7 @@ LDLIBS_FPCTL := -ljansson -ledit -lncurses -lprotobuf-c -lz
 DEB_PACKAGES := gcc make clang libclang-rt-14-dev libbpf-dev bpftool libelf-dev libdw-dev \
 	zlib1g-dev liblzma-dev libjansson-dev libedit-dev libncurses-dev libcmocka-dev pkg-config \
 	python3-pytest gdb util-linux procps protobuf-c-compiler libprotobuf-c-dev protobuf-compiler \
-	chromium tmux python3-torch
+	chromium tmux python3-torch systemd
 DEPS_STAMP := build/.deps-$(shell echo $(DEB_PACKAGES) | md5sum | cut -c1-8)
 
 COMMON_SRC := $(wildcard common/*.c)
