@@ -1,7 +1,8 @@
 /*
  * Text of `stack` (SPEC §3), one event at a time so that a thread prints as
  * soon as it arrives.  Events, frames outermost first (see daemon/stack.c):
- *   {"event":"process","pid":P,"version":"3.11.7","exe":"...","binary":"..."}
+ *   {"event":"process","pid":P,"version":"3.11.7","exe":"...","binary":"...",
+ *    "note":null}
  *   {"event":"thread","tid":T,"name":"MainThread","state":"holding GIL",
  *    "truncated":0,"error":null,"frames":[...]}
  */
@@ -18,7 +19,14 @@ static void render_process(struct cli_stack_render *r, const json_t *ev)
 	cli_put_safe(r->out, cli_jstr(ev, "version", "???"));
 	fputs(" (", r->out);
 	cli_put_safe(r->out, cli_jstr(ev, "binary", "???"));
-	fputs(")\n\n", r->out);
+	fputs(")\n", r->out);
+	const char *note = cli_jstr(ev, "note", NULL);
+	if (note) {
+		fprintf(r->out, "%s(note: ", CLI_SGR(r->color, CLI_RED));
+		cli_put_safe(r->out, note);
+		fprintf(r->out, ")%s\n", CLI_SGR(r->color, CLI_RESET));
+	}
+	putc('\n', r->out);
 }
 
 static void render_locals(struct cli_stack_render *r, const json_t *locals)

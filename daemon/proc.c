@@ -179,11 +179,12 @@ static long last_number(const char *s)
 /*
  * State letter and command name from /proc/.../stat: comm is between the
  * first '(' and the last ')' since it may itself hold anything, parentheses
- * included.
+ * included.  *gone when the file cannot be read: the task has exited.
  */
-static char stat_state(const char *statpath, char *comm, size_t cap)
+static char stat_state(const char *statpath, char *comm, size_t cap, bool *gone)
 {
 	char *text = slurp(statpath, NULL);
+	*gone = !text;
 	if (!text)
 		return '?';
 	char *lp = strchr(text, '(');
@@ -212,7 +213,8 @@ int fp_proc_info(pid_t pid, struct fp_proc_info *out)
 	free(st);
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	out->state = stat_state(path, out->comm, sizeof(out->comm));
+	bool gone;
+	out->state = stat_state(path, out->comm, sizeof(out->comm), &gone);
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
 	ssize_t n = readlink(path, out->exe, sizeof(out->exe) - 1);
 	out->exe[n > 0 ? n : 0] = '\0';
@@ -264,7 +266,10 @@ int fp_proc_tasks(pid_t pid, struct fp_task **out, size_t *n)
 			t->nstid = (pid_t)v;
 		free(st);
 		snprintf(p, sizeof(p), "/proc/%d/task/%d/stat", (int)pid, (int)t->tid);
-		t->state = stat_state(p, t->comm, sizeof(t->comm));
+		bool gone;
+		t->state = stat_state(p, t->comm, sizeof(t->comm), &gone);
+		if (gone)
+			continue; /* it exited between its two files: no name, no state to give */
 		(*n)++;
 	}
 	closedir(d);

@@ -4,11 +4,14 @@
  *
  * The target changes under us, so every walk is bounded, every frame's code
  * object is checked to really be a code object, a frame seen twice ends the
- * walk as a cycle, and a walk that fails is retried from the thread's current
- * top frame rather than followed into garbage.
+ * walk as a cycle, and a walk that fails is read again from the thread's
+ * current top frame rather than followed into garbage; the thread list, the
+ * threads' identities and names are checked and read again the same way (see
+ * "Consistent reads" below), and what stays torn is said in the output.
  *
  * Events (frames outermost first, as a traceback prints them):
- *   {"event":"process","pid":P,"version":"3.11.7","exe":"...","binary":"..."}
+ *   {"event":"process","pid":P,"version":"3.11.7","exe":"...","binary":"...",
+ *    "note":null}
  *   {"event":"thread","tid":T,"name":"MainThread","state":"holding GIL",
  *    "truncated":0,"error":null,"frames":[
  *      {"kind":"python","file":"/x.py","line":12,"func":"main","source":"f()",
@@ -23,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 
 #include "agentlink.h"
 #include "commands.h"
@@ -34,7 +38,6 @@
 
 #define MAX_INTERPRETERS 64
 #define MAX_THREADS	 4096
-#define WALK_RETRIES	 3
 /* Frames counted (not decoded) past the limit, to say how much was cut. */
 #define MAX_COUNTED_FRAMES 1000000
 #define MAX_LOCALS	   256
@@ -358,30 +361,80 @@ static const char *thread_state(pid_t pid, const struct fp_task *task, bool hold
 	return task->state == 'R' ? "running" : "idle";
 }
 
+/*
+ * Consistent reads of a target that keeps changing: one mechanism for the
+ * whole dump.
+ *
+ * A dump is read in rounds, at most SNAPSHOT_TRIES.  Each round walks the
+ * interpreters' thread lists afresh, then lists the process's tasks, reads
+ * the thread names and identifies every thread state; what it reads gets a
+ * verdict:
+ *   - the list walk: torn when a thread state cannot be read, comes twice,
+ *     or does not link back (its prev is not the state we came from, or its
+ *     interp is not the interpreter): the memory of a state freed meanwhile,
+ *     or a state unlinked while we stood on it.  A walk whose every state
+ *     links back has visited every thread that lived all along: threads are
+ *     only ever inserted at the head and a next pointer never skips a live
+ *     state.
+ *   - each thread's identity: its kernel tid must be one of the process's
+ *     tasks (listed after the walk, so a thread seen on the list and alive
+ *     throughout is among them) and unique within its interpreter; a tid of
+ *     0, negative, or of no task is a thread being born or dying.
+ *   - each thread's frames: the walk must end cleanly (walk_frames).
+ *   - the names: threading's dicts must have been read whole.
+ * Anything torn makes another round, after a pause that doubles each time
+ * (the change under way gets time to finish).  What a round read cleanly is
+ * kept: a thread whose identity and frames were clean carries its frames into
+ * the next round if it is still there, so only the torn parts are read again.
+ * Whatever is still torn after the last round is said, never hidden: a thread
+ * whose frames stayed torn gets its `error`, threads that could not be
+ * identified are left out and counted in the dump's `note`, and so is a list
+ * that never read whole.
+ */
+#define SNAPSHOT_TRIES	8
+#define RETRY_PAUSE_US	50
+#define MAX_THREAD_NAME 64
+
+/* Python thread names of one interpreter (fp_py_threads). */
 struct name_map {
-	uint64_t *idents;
-	char (*names)[64];
+	struct {
+		uint64_t ident;
+		int64_t native_id;
+		char name[MAX_THREAD_NAME];
+	} * v;
 	size_t n, cap;
 };
 
-static void collect_name(void *arg, uint64_t ident, const char *name)
+static void collect_name(void *arg, uint64_t ident, int64_t native_id, const char *name)
 {
 	struct name_map *m = arg;
 	if (m->n == m->cap) {
 		size_t ncap = m->cap ? m->cap * 2 : 32;
-		uint64_t *ni = realloc(m->idents, ncap * sizeof(*ni));
-		if (!ni)
+		void *nv = realloc(m->v, ncap * sizeof(*m->v));
+		if (!nv)
 			return;
-		m->idents = ni;
-		char(*nn)[64] = realloc(m->names, ncap * sizeof(*nn));
-		if (!nn)
-			return;
-		m->names = nn;
+		m->v = nv;
 		m->cap = ncap;
 	}
-	m->idents[m->n] = ident;
-	snprintf(m->names[m->n], sizeof(m->names[0]), "%s", name);
+	m->v[m->n].ident = ident;
+	m->v[m->n].native_id = native_id;
+	snprintf(m->v[m->n].name, sizeof(m->v[0].name), "%s", name);
 	m->n++;
+}
+
+/*
+ * The name threading gives the thread, or NULL.  An entry for the same ident
+ * whose thread recorded another kernel tid belongs to an earlier thread whose
+ * pthread_t this one reuses (threading never removes a _DummyThread).  _active
+ * comes after _limbo, so the last match is the current one.
+ */
+static const char *name_of(const struct name_map *m, uint64_t ident, pid_t nstid)
+{
+	const char *found = NULL;
+	for (size_t i = 0; i < m->n; i++)
+		if (m->v[i].ident == ident && (!m->v[i].native_id || m->v[i].native_id == nstid))
+			found = m->v[i].name;
+	return found;
 }
 
 static const struct fp_task *find_task(const struct fp_task *tasks, size_t ntasks, pid_t nstid)
@@ -392,61 +445,192 @@ static const struct fp_task *find_task(const struct fp_task *tasks, size_t ntask
 	return NULL;
 }
 
-/* Reads one thread: identity, state and frames (retrying a torn walk). */
-static void read_thread(struct walker *w, uint64_t tstate, const uint8_t *ts,
-			const struct gil_info *g, const struct name_map *names,
-			const struct fp_task *tasks, size_t ntasks, struct fp_thread *t)
+/* One thread state as the walk found it. */
+struct tsref {
+	uint64_t addr;
+	uint32_t in; /* index of its interpreter in round.interps */
+	/*
+	 * <= 3.10: the tid in the struct pthread of its thread_id, read right
+	 * after the state itself: a struct pthread is reused by the next thread
+	 * as soon as its thread exits, which under churn is soon.
+	 */
+	int32_t pthread_tid;
+};
+
+/* The thread states of one round, copied out as the lists were walked. */
+struct round {
+	uint64_t interps[MAX_INTERPRETERS];
+	size_t ninterps;
+	struct tsref *ts; /* oldest first per interpreter */
+	uint8_t *blobs;	  /* each one's first tsz bytes */
+	size_t n, cap;
+	const char *torn; /* why the walk cannot be trusted; NULL when it can */
+	bool capped;	  /* MAX_THREADS reached */
+	struct addr_set seen;
+};
+
+static void round_free(struct round *rd)
+{
+	free(rd->ts);
+	free(rd->blobs);
+	free(rd->seen.v);
+}
+
+static int round_grow(struct round *rd, size_t tsz)
+{
+	if (rd->n < rd->cap)
+		return 0;
+	size_t ncap = rd->cap ? rd->cap * 2 : 32;
+	struct tsref *ts = realloc(rd->ts, ncap * sizeof(*ts));
+	if (!ts)
+		return -1;
+	rd->ts = ts;
+	uint8_t *blobs = realloc(rd->blobs, ncap * tsz);
+	if (!blobs)
+		return -1;
+	rd->blobs = blobs;
+	rd->cap = ncap;
+	return 0;
+}
+
+/*
+ * struct _ts has begun with `prev, next` in every version fpd reads (3.6 to
+ * 3.13), so prev is the pointer before next.
+ */
+static int32_t ts_prev(const struct fp_layout *l)
+{
+	return l->ts_next - (int32_t)sizeof(uint64_t);
+}
+
+/*
+ * Walks every interpreter's thread list (newest first in memory) into rd,
+ * each state read straight from the target, not through the page cache, so
+ * that its links are those of one moment.  -1 only when the first pointer,
+ * the runtime's interpreter list, cannot be read: the process is gone.
+ */
+static int walk_lists(struct walker *w, const struct fp_mem *raw, size_t tsz, struct round *rd,
+		      char *err, size_t errlen)
 {
 	const struct fp_layout *l = w->l;
-	t->tstate = tstate;
-	t->ident = fp_blob_u64(ts, l->ts_thread_id);
-	if (l->ts_native_thread_id != FP_NO_FIELD) {
-		t->nstid = (pid_t)fp_blob_u64(ts, l->ts_native_thread_id);
-	} else if (w->py->pthread_tid_off) {
-		/* 3.6/3.7: the kernel tid lives in glibc's struct pthread, which ident points to.
-		 */
-		int32_t tid = 0;
-		if (fp_mem_read_i32(w->mem, t->ident + w->py->pthread_tid_off, &tid) == 0)
-			t->nstid = tid;
+	rd->ninterps = rd->n = 0;
+	rd->torn = NULL;
+	rd->capped = false;
+	if (rd->seen.v)
+		memset(rd->seen.v, 0, rd->seen.cap * sizeof(*rd->seen.v));
+	rd->seen.n = 0;
+	uint64_t interp = 0;
+	if (fp_mem_read_u64(raw, w->py->runtime + (uint64_t)l->runtime_interpreters_head,
+			    &interp)) {
+		snprintf(err, errlen, "reading the interpreter list of process %d failed",
+			 (int)w->py->pid);
+		return -1;
 	}
-	const struct fp_task *task = t->nstid ? find_task(tasks, ntasks, t->nstid) : NULL;
-	t->tid = task ? task->tid : 0;
-	for (size_t i = 0; i < names->n; i++)
-		if (names->idents[i] == t->ident)
-			snprintf(t->name, sizeof(t->name), "%s", names->names[i]);
-	if (!t->name[0])
-		snprintf(t->name, sizeof(t->name), "%s", task ? task->comm : "?");
-	t->state = thread_state(w->py->pid, task, g->holder == tstate, g);
-
-	for (int attempt = 0; attempt < WALK_RETRIES; attempt++) {
-		thread_clear_frames(t);
-		/* Each walk reads the thread afresh, and a retry from its current top frame. */
-		fp_mem_cache_reset(w->cache);
-		uint8_t fresh[1024];
-		const uint8_t *cur = ts;
-		if (attempt > 0 && fp_mem_read(w->mem, tstate, fresh, sizeof(fresh)) == 0)
-			cur = fresh;
-		if (walk_frames(w, top_frame(w, cur), t) == 0)
-			return;
+	while (interp && rd->ninterps < MAX_INTERPRETERS && !rd->torn && !rd->capped) {
+		uint32_t idx = (uint32_t)rd->ninterps;
+		rd->interps[rd->ninterps++] = interp;
+		size_t first = rd->n;
+		uint64_t ts = 0, prev = 0;
+		if (fp_mem_read_u64(raw, interp + (uint64_t)l->interp_threads_head, &ts) != 0)
+			rd->torn = "an interpreter could not be read";
+		while (ts && !rd->torn) {
+			if (rd->n == MAX_THREADS) {
+				rd->capped = true;
+				break;
+			}
+			if (round_grow(rd, tsz) != 0) {
+				rd->torn = "out of memory";
+				break;
+			}
+			uint8_t *blob = rd->blobs + rd->n * tsz;
+			if (!set_add(&rd->seen, ts))
+				rd->torn = "a thread state came twice";
+			else if (fp_mem_read(raw, ts, blob, tsz) != 0)
+				rd->torn = "a thread state could not be read";
+			else if (fp_blob_u64(blob, ts_prev(l)) != prev ||
+				 fp_blob_u64(blob, l->ts_interp) != interp)
+				rd->torn = "a thread state was unlinked or freed as it was read";
+			if (rd->torn)
+				break;
+			struct tsref *ref = &rd->ts[rd->n++];
+			*ref = (struct tsref){.addr = ts, .in = idx};
+			uint64_t ident = fp_blob_u64(blob, l->ts_thread_id);
+			if (l->ts_native_thread_id == FP_NO_FIELD && w->py->pthread_tid_off &&
+			    ident &&
+			    fp_mem_read_i32(raw, ident + w->py->pthread_tid_off,
+					    &ref->pthread_tid) != 0)
+				ref->pthread_tid = 0;
+			prev = ts;
+			ts = fp_blob_u64(blob, l->ts_next);
+		}
+		/* A traceback reader expects the main thread, the oldest, first. */
+		for (size_t i = first, j = rd->n; i + 1 < j; i++, j--) {
+			struct tsref a = rd->ts[i];
+			rd->ts[i] = rd->ts[j - 1];
+			rd->ts[j - 1] = a;
+			uint8_t tmp[1024];
+			memcpy(tmp, rd->blobs + i * tsz, tsz);
+			memcpy(rd->blobs + i * tsz, rd->blobs + (j - 1) * tsz, tsz);
+			memcpy(rd->blobs + (j - 1) * tsz, tmp, tsz);
+		}
+		if (!rd->torn && !rd->capped &&
+		    fp_mem_read_u64(raw, interp + (uint64_t)l->interp_next, &interp) != 0)
+			rd->torn = "the interpreter list could not be read";
 	}
-	char msg[128];
-	snprintf(msg, sizeof(msg),
-		 "the stack kept changing while it was read; showing the %zu innermost frames "
-		 "read",
-		 t->nframes);
-	t->error = strdup(msg);
+	return 0;
 }
 
-static int ts_blob_size(const struct fp_layout *l)
+enum identity {
+	ID_OK,
+	ID_NOT_STARTED, /* 3.12+: a state made for a thread that has not run yet (no ident) */
+	ID_UNKNOWN,	/* being born or dying: no tid of a live task yet or any more */
+};
+
+/* The process's tasks; not listed when /proc could not tell. */
+struct tasks {
+	struct fp_task *v;
+	size_t n;
+	bool listed;
+};
+
+/* Who the thread of a state is: ident, tids, and its task in tasks. */
+
+static enum identity identify(struct walker *w, const uint8_t *blob, int32_t pthread_tid,
+			      const struct tasks *tasks, struct fp_thread *t,
+			      const struct fp_task **task)
 {
-	int32_t offs[] = {l->ts_next,	       l->ts_frame,	l->ts_cframe,
-			  l->ts_current_frame, l->ts_thread_id, l->ts_native_thread_id};
-	int32_t m = 0;
-	for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]); i++)
-		if (offs[i] > m)
-			m = offs[i];
-	return m + 8;
+	const struct fp_layout *l = w->l;
+	*task = NULL;
+	t->ident = fp_blob_u64(blob, l->ts_thread_id);
+	if (!t->ident)
+		return top_frame(w, blob) ? ID_UNKNOWN : ID_NOT_STARTED;
+	if (l->ts_native_thread_id != FP_NO_FIELD) {
+		t->nstid = (pid_t)fp_blob_i64(blob, l->ts_native_thread_id);
+	} else if (w->py->pthread_tid_off) {
+		t->nstid = pthread_tid;
+	} else {
+		return ID_OK; /* no way to the tid: the dump's note says so */
+	}
+	if (t->nstid <= 0)
+		return ID_UNKNOWN;
+	if (!tasks->listed) {
+		t->tid = t->nstid; /* unchecked: the dump's note says so */
+		return ID_OK;
+	}
+	if (!(*task = find_task(tasks->v, tasks->n, t->nstid)))
+		return ID_UNKNOWN;
+	t->tid = (*task)->tid;
+	return ID_OK;
 }
+
+/* What a dump read so far holds, across rounds. */
+struct dump {
+	struct fp_stack st;
+	size_t cap;
+	size_t unknown;	  /* thread states left out: no live task could be tied to them */
+	bool unlisted;	  /* the process's tasks could not be listed: tids unchecked */
+	const char *torn; /* the list walk of the round it comes from was torn */
+	bool capped;
+};
 
 static int add_thread(struct fp_stack *s, size_t *cap)
 {
@@ -462,75 +646,232 @@ static int add_thread(struct fp_stack *s, size_t *cap)
 	return 0;
 }
 
+/*
+ * Takes the frames of the same thread from the previous round when they were
+ * read cleanly there: same state, same thread, and no error.
+ */
+static bool carry_frames(struct dump *old, struct fp_thread *t)
+{
+	for (size_t i = 0; i < old->st.nthreads; i++) {
+		struct fp_thread *o = &old->st.threads[i];
+		if (o->tstate != t->tstate || o->ident != t->ident || o->nstid != t->nstid ||
+		    o->error)
+			continue;
+		t->frames = o->frames;
+		t->nframes = o->nframes;
+		t->truncated = o->truncated;
+		o->frames = NULL;
+		o->nframes = 0;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * The thread already read in this interpreter with the same tid as t, or
+ * SIZE_MAX.  Another interpreter may hold a state of the same thread, but
+ * within one a tid twice is either a thread not started yet or a dead
+ * thread's state: up to 3.11 the thread that starts another makes the new
+ * thread's state itself (_PyThreadState_Prealloc), under its own ident and
+ * tid, and the new thread takes it over only once it runs.  Such a state has
+ * no frame; the starting thread, in Thread.start(), has some.
+ */
+static size_t twin_of(const struct fp_stack *s, size_t first, const struct fp_thread *t)
+{
+	for (size_t j = first; t->nstid && j < s->nthreads; j++)
+		if (s->threads[j].nstid == t->nstid)
+			return j;
+	return SIZE_MAX;
+}
+
+/*
+ * One round: the threads of rd, identified against the tasks listed now,
+ * named, and with their frames (carried from old or walked).  Returns true
+ * when everything in it was clean.
+ */
+static bool read_round(struct walker *w, const struct round *rd, size_t tsz, struct dump *old,
+		       struct dump *out)
+{
+	bool clean = !rd->torn;
+	struct name_map names[MAX_INTERPRETERS];
+	struct gil_info gils[MAX_INTERPRETERS];
+	memset(names, 0, sizeof(names));
+	for (size_t i = 0; i < rd->ninterps; i++) {
+		read_gil(w, rd->interps[i], &gils[i]);
+		int r = fp_py_threads(&w->ctx, rd->interps[i], collect_name, &names[i]);
+		if (r < 0 && r != -ENOTSUP)
+			clean = false;
+	}
+	/*
+	 * The tasks after the names: a thread still alive now was alive when its
+	 * name was read, so its pthread_t was not yet reused by a thread that
+	 * found its name there (name_of).
+	 */
+	struct tasks tasks = {0};
+	tasks.listed = fp_proc_tasks(w->py->pid, &tasks.v, &tasks.n) == 0;
+	out->unlisted = !tasks.listed;
+	size_t first_of_interp = 0;
+	for (size_t i = 0; i < rd->n; i++) {
+		const uint8_t *blob = rd->blobs + i * tsz;
+		uint32_t in = rd->ts[i].in;
+		if (i == 0 || rd->ts[i - 1].in != in)
+			first_of_interp = out->st.nthreads;
+		struct fp_thread t = {.tstate = rd->ts[i].addr};
+		const struct fp_task *task;
+		enum identity id = identify(w, blob, rd->ts[i].pthread_tid, &tasks, &t, &task);
+		if (id == ID_NOT_STARTED)
+			continue;
+		size_t twin = twin_of(&out->st, first_of_interp, &t);
+		if (id == ID_OK && twin < out->st.nthreads) {
+			struct fp_thread *o = &out->st.threads[twin];
+			if (!top_frame(w, blob))
+				continue;
+			if (o->nframes || o->error) {
+				id = ID_UNKNOWN;
+			} else {
+				thread_clear_frames(o);
+				memmove(o, o + 1, (out->st.nthreads - twin - 1) * sizeof(*o));
+				out->st.nthreads--;
+			}
+		}
+		if (id != ID_OK || add_thread(&out->st, &out->cap) != 0) {
+			out->unknown++;
+			clean = false;
+			continue;
+		}
+		const char *name = name_of(&names[in], t.ident, t.nstid);
+		snprintf(t.name, sizeof(t.name), "%s", name ? name : task ? task->comm : "?");
+		t.state = thread_state(w->py->pid, task, gils[in].holder == t.tstate, &gils[in]);
+		if (!carry_frames(old, &t)) {
+			fp_mem_cache_reset(w->cache);
+			if (walk_frames(w, top_frame(w, blob), &t) != 0) {
+				char msg[128];
+				snprintf(msg, sizeof(msg),
+					 "the stack kept changing while it was read; showing the "
+					 "%zu innermost frames read",
+					 t.nframes);
+				t.error = strdup(msg);
+				clean = false;
+			}
+		}
+		out->st.threads[out->st.nthreads - 1] = t;
+	}
+	for (size_t i = 0; i < rd->ninterps; i++)
+		free(names[i].v);
+	free(tasks.v);
+	out->torn = rd->torn;
+	out->capped = rd->capped;
+	return clean;
+}
+
+static void dump_note(struct fp_stack *s, const struct dump *d, bool tids_known)
+{
+	char note[512] = "";
+	size_t n = 0;
+	if (d->torn)
+		n += (size_t)snprintf(note + n, sizeof(note) - n,
+				      "%sthe thread list kept changing while it was read (%s, %d "
+				      "tries): threads older than the ones shown may be missing",
+				      n ? "; " : "", d->torn, SNAPSHOT_TRIES);
+	if (d->unknown && n < sizeof(note))
+		n += (size_t)snprintf(note + n, sizeof(note) - n,
+				      "%s%zu thread%s starting or ending could not be tied to a "
+				      "live thread of the process (%d tries) and %s not shown",
+				      n ? "; " : "", d->unknown, d->unknown == 1 ? "" : "s",
+				      SNAPSHOT_TRIES, d->unknown == 1 ? "is" : "are");
+	if (d->capped && n < sizeof(note))
+		n += (size_t)snprintf(note + n, sizeof(note) - n,
+				      "%smore than %d threads: only the first %d are shown",
+				      n ? "; " : "", MAX_THREADS, MAX_THREADS);
+	if (d->unlisted && n < sizeof(note))
+		n +=
+		    (size_t)snprintf(note + n, sizeof(note) - n,
+				     "%sthe threads of the process could not be listed: thread ids "
+				     "are the interpreter's, unchecked",
+				     n ? "; " : "");
+	if (!tids_known && n < sizeof(note))
+		n += (size_t)snprintf(note + n, sizeof(note) - n,
+				      "%sthe kernel thread ids cannot be found in this process (no "
+				      "glibc thread descriptor): they show as 0",
+				      n ? "; " : "");
+	if (n)
+		s->note = strdup(note);
+}
+
+static int ts_blob_size(const struct fp_layout *l)
+{
+	int32_t offs[] = {l->ts_next,	       l->ts_interp,	l->ts_frame,	       l->ts_cframe,
+			  l->ts_current_frame, l->ts_thread_id, l->ts_native_thread_id};
+	int32_t m = 0;
+	for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]); i++)
+		if (offs[i] > m)
+			m = offs[i];
+	return m + 8;
+}
+
+static void pause_before(int attempt)
+{
+	struct timespec ts = {0, (long)RETRY_PAUSE_US * 1000L << (attempt - 1)};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
 int fp_stack_read(const struct fp_python *py, const struct fp_mem *mem, unsigned flags,
 		  struct fp_stack *out, char *err, size_t errlen)
 {
 	struct fp_mem_cache cache;
 	struct fp_mem cached;
 	memset(out, 0, sizeof(*out));
+	const struct fp_layout *l = &py->layout;
+	int tsz = ts_blob_size(l);
+	if (tsz > 1024 || ts_prev(l) < 0) {
+		snprintf(err, errlen, "thread state layout out of range");
+		return -1;
+	}
 	if (fp_mem_cache_init(&cached, &cache, mem) != 0) {
 		snprintf(err, errlen, "out of memory for the page cache");
 		return -1;
 	}
-	mem = &cached;
-	struct walker w = {.py = py, .l = &py->layout, .mem = mem, .cache = &cache, .flags = flags};
-	w.ctx.mem = mem;
-	w.ctx.l = &py->layout;
-	fp_codecache_init(&w.codes, py, mem, (flags & FP_STACK_LOCALS) != 0);
-	const struct fp_layout *l = w.l;
-	int tsz = ts_blob_size(l);
-	if (tsz > 1024) {
-		snprintf(err, errlen, "thread state layout out of range");
-		return -1;
-	}
-	struct fp_task *tasks = NULL;
-	size_t ntasks = 0;
-	fp_proc_tasks(py->pid, &tasks, &ntasks);
+	struct walker w = {.py = py, .l = l, .mem = &cached, .cache = &cache, .flags = flags};
+	w.ctx.mem = &cached;
+	w.ctx.l = l;
+	fp_codecache_init(&w.codes, py, &cached, (flags & FP_STACK_LOCALS) != 0);
 
-	uint64_t interp = 0;
-	if (fp_mem_read_u64(mem, py->runtime + (uint64_t)l->runtime_interpreters_head, &interp)) {
-		snprintf(err, errlen, "reading the interpreter list of process %d failed",
-			 (int)py->pid);
-		free(tasks);
-		fp_mem_cache_free(&cache);
-		return -1;
-	}
-	size_t cap = 0;
-	struct addr_set seen = {0};
-	for (int ni = 0; interp && ni < MAX_INTERPRETERS; ni++) {
-		struct gil_info g;
-		read_gil(&w, interp, &g);
-		struct name_map names = {0};
-		fp_py_thread_names(&w.ctx, interp, collect_name, &names);
-
-		/* The list is newest first; a traceback reader expects the main thread first. */
-		uint64_t tstates[MAX_THREADS];
-		size_t nts = 0;
-		uint64_t ts = 0;
-		fp_mem_read_u64(mem, interp + (uint64_t)l->interp_threads_head, &ts);
-		while (ts && nts < MAX_THREADS && set_add(&seen, ts)) {
-			tstates[nts++] = ts;
-			if (fp_mem_read_u64(mem, ts + (uint64_t)l->ts_next, &ts) != 0)
-				break;
+	struct round rd = {0};
+	struct dump best = {0};
+	bool have = false;
+	int rc = 0;
+	/* A memory image (no pid: tests, fuzzers) reads the same every time. */
+	int tries = py->pid > 0 ? SNAPSHOT_TRIES : 1;
+	for (int attempt = 0; attempt < tries; attempt++) {
+		bool last = attempt + 1 == tries;
+		if (attempt)
+			pause_before(attempt);
+		fp_mem_cache_reset(&cache);
+		if (walk_lists(&w, mem, (size_t)tsz, &rd, err, errlen) != 0) {
+			rc = -1;
+			break;
 		}
-		for (size_t i = nts; i-- > 0;) {
-			uint8_t blob[1024];
-			if (fp_mem_read(mem, tstates[i], blob, (size_t)tsz) != 0)
-				continue; /* the thread exited meanwhile */
-			if (add_thread(out, &cap) != 0)
-				break;
-			read_thread(&w, tstates[i], blob, &g, &names, tasks, ntasks,
-				    &out->threads[out->nthreads - 1]);
-		}
-		free(names.idents);
-		free(names.names);
-		if (fp_mem_read_u64(mem, interp + (uint64_t)l->interp_next, &interp) != 0)
+		/* A torn list is read again; a dump from a whole one is kept over it. */
+		if (rd.torn && (have || !last))
+			continue;
+		struct dump next = {0};
+		bool clean = read_round(&w, &rd, (size_t)tsz, &best, &next);
+		fp_stack_free(&best.st);
+		best = next;
+		have = true;
+		if (clean)
 			break;
 	}
-	free(seen.v);
-	free(tasks);
+	round_free(&rd);
 	fp_codecache_free(&w.codes);
 	fp_mem_cache_free(&cache);
+	if (rc) {
+		fp_stack_free(&best.st);
+		return rc;
+	}
+	*out = best.st;
+	dump_note(out, &best, l->ts_native_thread_id != FP_NO_FIELD || py->pthread_tid_off);
 	return 0;
 }
 
@@ -541,6 +882,7 @@ void fp_stack_free(struct fp_stack *s)
 		free(s->threads[i].error);
 	}
 	free(s->threads);
+	free(s->note);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -602,7 +944,7 @@ static json_t *frame_json(const struct fp_frame *f, struct fp_sources *src)
 static json_t *thread_json(struct fp_req *r, const struct fp_thread *t, struct fp_sources *src)
 {
 	json_t *ev = fp_msg_event(r->id, "thread");
-	json_object_set_new(ev, "tid", json_integer(t->tid ? t->tid : t->nstid));
+	json_object_set_new(ev, "tid", json_integer(t->tid));
 	json_object_set_new(ev, "name", jtext(t->name));
 	json_object_set_new(ev, "state", json_string(t->state));
 	json_object_set_new(ev, "truncated", json_integer((json_int_t)t->truncated));
@@ -673,6 +1015,7 @@ int fp_cmd_stack(struct fp_req *r)
 	json_object_set_new(ev, "version", json_string(py.version));
 	json_object_set_new(ev, "exe", json_string(info.exe));
 	json_object_set_new(ev, "binary", json_string(py.binary));
+	json_object_set_new(ev, "note", s.note ? json_string(s.note) : json_null());
 	rc = fp_req_emit(r, ev);
 	struct fp_sources *src = fp_sources_new(r->pid, r->uid, r->gid);
 	for (size_t i = 0; i < s.nthreads && rc == 0; i++)

@@ -53,12 +53,17 @@ struct fp_thread {
 	struct fp_frame *frames; /* innermost first */
 	size_t nframes;
 	size_t truncated; /* frames beyond FP_STACK_MAX_FRAMES, not shown */
-	char *error;	  /* this thread's stack could not be read: why */
+	char *error;	  /* this thread's stack could not be (fully) read: why */
 };
 
 struct fp_stack {
 	struct fp_thread *threads;
 	size_t nthreads;
+	/*
+	 * Threads could not all be read consistently, even after retries: what
+	 * may be missing and why.  NULL when the dump is whole.
+	 */
+	char *note;
 };
 
 enum {

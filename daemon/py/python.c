@@ -17,6 +17,7 @@
 
 #include "../elf.h"
 #include "../proc.h"
+#include "object.h"
 
 static const char *base_name(const char *path)
 {
@@ -337,4 +338,84 @@ out:
 	fp_elf_close(elf);
 	fp_maps_free(&maps);
 	return rc;
+}
+
+/* threading._limbo and threading._active */
+
+#define THREADS_MAX 4096
+
+struct thread_walk {
+	const struct fp_pyctx *c;
+	fp_py_thread_fn fn;
+	void *arg;
+	size_t items; /* entries of the dict seen */
+};
+
+/* One Thread object; one that is half made (no ident yet, no name) is skipped. */
+static int thread_item(void *arg, uint64_t key, uint64_t thread)
+{
+	(void)key;
+	struct thread_walk *w = arg;
+	w->items++;
+	int64_t ident, native_id = 0;
+	uint64_t obj;
+	char name[64];
+	if (fp_py_getattr(w->c, thread, "_ident", &obj) < 0 || !obj ||
+	    fp_py_long(w->c, obj, &ident) < 0 || ident == 0 ||
+	    fp_py_getattr(w->c, thread, "_name", &obj) < 0 || !obj ||
+	    fp_py_str(w->c, obj, name, sizeof(name)) < 0)
+		return 0;
+	/* None until the thread asked the kernel, and absent before 3.8. */
+	if (fp_py_getattr(w->c, thread, "_native_id", &obj) < 0 || !obj ||
+	    fp_py_long(w->c, obj, &native_id) < 0)
+		native_id = 0;
+	w->fn(w->arg, (uint64_t)ident, native_id, name);
+	return 0;
+}
+
+int fp_py_threads(const struct fp_pyctx *c, uint64_t interp, fp_py_thread_fn fn, void *arg)
+{
+	const struct fp_layout *l = c->l;
+	uint64_t modules, mod, md_dict, dict;
+	int r;
+	if (l->interp_modules == FP_NO_FIELD || l->module_dict == FP_NO_FIELD)
+		return -ENOTSUP;
+	if ((r = fp_mem_read_u64(c->mem, interp + (uint64_t)l->interp_modules, &modules)) < 0 ||
+	    (r = fp_py_dict_get_str(c, modules, "threading", &mod)) < 0)
+		return r;
+	if (!mod)
+		return 0;
+	char tn[16];
+	if ((r = fp_py_type_name(c, mod, tn, sizeof(tn))) < 0)
+		return r;
+	if (strcmp(tn, "module") != 0)
+		return -EINVAL;
+	if ((r = fp_mem_read_u64(c->mem, mod + (uint64_t)l->module_dict, &md_dict)) < 0)
+		return r;
+	struct thread_walk w = {c, fn, arg, 0};
+	/*
+	 * _limbo first: a thread moves into _active before it leaves _limbo, so
+	 * in this order a thread moving meanwhile is found in one or the other.
+	 */
+	static const char *const dicts[] = {"_limbo", "_active"};
+	for (size_t i = 0; i < sizeof(dicts) / sizeof(dicts[0]); i++) {
+		int64_t used;
+		if ((r = fp_py_dict_get_str(c, md_dict, dicts[i], &dict)) < 0)
+			return r;
+		if (!dict)
+			continue;
+		if ((r = fp_mem_read(c->mem, dict + (uint64_t)l->dict_used, &used, sizeof(used))) <
+			0 ||
+		    (r = fp_py_dict_foreach(c, dict, THREADS_MAX, thread_item, &w)) < 0)
+			return r;
+		/*
+		 * Entries fewer than the dict's count: its table was replaced (a
+		 * resize) and the old one freed as we read it, which reads as
+		 * nothing rather than as an error.
+		 */
+		if (used <= THREADS_MAX && w.items != (size_t)used)
+			return -EAGAIN;
+		w.items = 0;
+	}
+	return 0;
 }

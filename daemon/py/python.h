@@ -45,4 +45,18 @@ enum fp_discover_status {
 /* Finds the interpreter in a live process; err gets one line on failure. */
 int fp_python_discover(pid_t pid, struct fp_python *py, char *err, size_t errlen);
 
+/*
+ * The threading.Thread objects of one interpreter that have an ident: those
+ * started and not yet running (threading._limbo, once the new thread set its
+ * ident) and those running (threading._active).  fn gets the ident (the
+ * pthread_t, as the thread state's thread_id), the kernel tid the thread
+ * recorded for itself (Thread._native_id, 3.8+; 0 when unknown) and the name.
+ * Returns 0 (also when threading was never imported), -ENOTSUP when the
+ * layout cannot find modules, or another -errno when a dict could not be
+ * read whole: it was changing under us, so the caller may read again.
+ */
+struct fp_pyctx;
+typedef void (*fp_py_thread_fn)(void *arg, uint64_t ident, int64_t native_id, const char *name);
+int fp_py_threads(const struct fp_pyctx *c, uint64_t interp, fp_py_thread_fn fn, void *arg);
+
 #endif
