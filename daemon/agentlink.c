@@ -2,11 +2,15 @@
  * Helper sessions (see agentlink.h and include/fp/agentlink.h).
  *
  * Opening a session:
- *   1. a fresh directory inside the target's mount namespace
- *      (/proc/PID/root/tmp/.fpd-XXXXXX), owned by the target's user, mode
- *      0700: the only place the helper library copy and the socket live;
- *   2. a listening socket in it, bound through /proc/PID/root so that the
- *      target reaches it at /tmp/.fpd-XXXXXX/s whatever its namespace;
+ *   1. a fresh directory in the target's /tmp as resolved inside the
+ *      target's root (openat2 RESOLVE_IN_ROOT), owned by root, mode 0711:
+ *      the only place the helper library copy and the socket live.  The
+ *      target's user may write /tmp and swap any name in it, so everything
+ *      after the mkdir goes through fds, and nothing is ever chowned: in a
+ *      directory only root can write, names cannot be swapped;
+ *   2. a listening socket in it, bound through /proc/self/fd/DIRFD so that
+ *      the target reaches it at /tmp/.fpd-XXXXXXXXXXXX/s whatever its
+ *      namespace; mode 0666, for the helper runs as the target's user;
  *   3. the injector loads the helper (or re-triggers the loaded one), which
  *      connects out; a peer whose SO_PEERCRED pid is not the target's is
  *      turned away;
@@ -20,18 +24,22 @@
  */
 #include "agentlink.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -151,27 +159,171 @@ static int agent_send(struct fp_agent *a, uint8_t op, uint32_t id, const char *p
 	return rc;
 }
 
-/*
- * The session directory inside the target: /tmp, else /var/tmp or /dev/shm
- * (a minimal container may lack one of them).  Owned by the target's user,
- * who must read the library copy and connect to the socket.
- */
-static int make_session_dir(pid_t pid, uid_t uid, gid_t gid, char *host, size_t hostlen,
-			    const char **target_dir)
+/* ".fpd-" and 12 random letters and digits: nobody can make the name ahead of fpd. */
+static int session_name(char *out, size_t cap)
 {
-	static const char *const bases[] = {"/tmp", "/var/tmp", "/dev/shm"};
-	for (size_t i = 0; i < sizeof(bases) / sizeof(bases[0]); i++) {
-		snprintf(host, hostlen, "/proc/%d/root%s/.fpd-XXXXXX", (int)pid, bases[i]);
-		if (!mkdtemp(host))
-			continue;
-		if (chown(host, uid, gid) || chmod(host, 0700)) {
-			rmdir(host);
-			continue;
-		}
-		*target_dir = strstr(host, "/root/") + 5;
-		return 0;
+	static const char abc[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+	unsigned char r[12];
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		return -1;
+	char name[sizeof(r) + 1];
+	for (size_t i = 0; i < sizeof(r); i++)
+		name[i] = abc[r[i] % (sizeof(abc) - 1)];
+	name[sizeof(r)] = '\0';
+	snprintf(out, cap, ".fpd-%s", name);
+	return 0;
+}
+
+/*
+ * The session directory in one base (say "tmp") of the target's root; 0, or
+ * -1 with the failed step in why.  The base is resolved inside the root (an
+ * absolute symlink there must not lead to fpd's own /etc), crossing mounts
+ * (/tmp is often a tmpfs), but only a shared sticky directory or one of the
+ * target's own user will do: never a root-owned one a namespace's bind mount
+ * put there.
+ */
+static int session_dir_in(int root, const char *base, uid_t uid, struct fp_session_dir *d,
+			  char *why, size_t whylen)
+{
+	struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+			       .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+	struct stat st;
+	d->base = (int)syscall(SYS_openat2, root, base, &how, sizeof(how));
+	if (d->base < 0 || fstat(d->base, &st) != 0) {
+		snprintf(why, whylen, "open: %s", strerror(errno));
+		goto fail;
 	}
+	if (!((st.st_mode & (S_ISVTX | S_IWOTH)) == (S_ISVTX | S_IWOTH) || st.st_uid == uid)) {
+		snprintf(why, whylen, "neither a sticky shared directory nor the target user's");
+		goto fail;
+	}
+	/* 0700 until checked: until then nobody else may even look inside. */
+	int made = -1;
+	for (int i = 0; i < 8 && made != 0; i++) {
+		if (session_name(d->name, sizeof(d->name)) != 0) {
+			snprintf(why, whylen, "getrandom: %s", strerror(errno));
+			goto fail;
+		}
+		made = mkdirat(d->base, d->name, 0700);
+		if (made != 0 && errno != EEXIST)
+			break;
+	}
+	if (made != 0) {
+		snprintf(why, whylen, "mkdir: %s", strerror(errno));
+		goto fail;
+	}
+	/*
+	 * The target's user can rename entries of a base that is theirs: the
+	 * name must still be a directory of ours that nobody else can write.
+	 */
+	d->fd = openat(d->base, d->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (d->fd < 0 || fstat(d->fd, &st) != 0) {
+		snprintf(why, whylen, "opening what mkdir made: %s", strerror(errno));
+		goto fail;
+	}
+	if (st.st_uid != geteuid() || (st.st_mode & 0077) != 0) {
+		snprintf(why, whylen, "%s was replaced right after mkdir", d->name);
+		goto fail;
+	}
+	if (fchmod(d->fd, 0711) != 0) {
+		snprintf(why, whylen, "chmod: %s", strerror(errno));
+		goto fail;
+	}
+	snprintf(d->target, sizeof(d->target), "/%s/%s", base, d->name);
+	return 0;
+fail:
+	if (d->fd >= 0) {
+		/* Checked as ours: empty, it can go by name. */
+		if (fstat(d->fd, &st) == 0 && st.st_uid == geteuid() && (st.st_mode & 0077) == 0)
+			unlinkat(d->base, d->name, AT_REMOVEDIR);
+		close(d->fd);
+	}
+	if (d->base >= 0)
+		close(d->base);
+	d->fd = d->base = -1;
 	return -1;
+}
+
+int fp_session_dir_make(pid_t pid, struct fp_session_dir *d, char *err, size_t errlen)
+{
+	static const char *const bases[] = {"tmp", "var/tmp", "dev/shm"};
+	char path[64];
+	struct stat st;
+	d->fd = d->base = -1;
+	snprintf(path, sizeof(path), "/proc/%d", (int)pid);
+	if (stat(path, &st) != 0) {
+		snprintf(err, errlen, "attach: process %d does not exist", (int)pid);
+		return -1;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/root", (int)pid);
+	int root = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0) {
+		snprintf(err, errlen,
+			 "attach: session directory: opening the root of process %d: %s", (int)pid,
+			 strerror(errno));
+		return -1;
+	}
+	int n = snprintf(err, errlen, "attach: cannot make a session directory in the target's");
+	int rc = -1;
+	for (size_t i = 0; i < sizeof(bases) / sizeof(bases[0]) && rc != 0; i++) {
+		char why[160];
+		rc = session_dir_in(root, bases[i], st.st_uid, d, why, sizeof(why));
+		if (rc != 0 && n >= 0 && (size_t)n < errlen)
+			n += snprintf(err + n, errlen - (size_t)n, "%s /%s (%s)", i ? ";" : "",
+				      bases[i], why);
+	}
+	close(root);
+	return rc;
+}
+
+void fp_session_dir_remove(struct fp_session_dir *d)
+{
+	if (d->fd >= 0) {
+		/* Only fpd can write in it: whatever is in it is fpd's, to remove. */
+		int dup_fd = openat(d->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		DIR *dir = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+		struct dirent *e;
+		while (dir && (e = readdir(dir)))
+			if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+				unlinkat(d->fd, e->d_name, 0);
+		if (dir)
+			closedir(dir);
+		else if (dup_fd >= 0)
+			close(dup_fd);
+		/* Its name may have been taken over meanwhile: rmdir only while it is ours. */
+		struct stat mine, now;
+		if (fstat(d->fd, &mine) == 0 &&
+		    fstatat(d->base, d->name, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    mine.st_dev == now.st_dev && mine.st_ino == now.st_ino)
+			unlinkat(d->base, d->name, AT_REMOVEDIR);
+		close(d->fd);
+	}
+	if (d->base >= 0)
+		close(d->base);
+	d->fd = d->base = -1;
+}
+
+/*
+ * What the PEP 768 script reported, if it ran and failed, appended to err.
+ * Anyone may have written that file: only printable ASCII of it is shown.
+ */
+static void append_script_error(int dir_fd, char *err, size_t errlen)
+{
+	char text[256];
+	int fd = openat(dir_fd, FP_PEP768_ERR, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, text, sizeof(text) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return;
+	text[n] = '\0';
+	text[strcspn(text, "\n")] = '\0';
+	for (char *c = text; *c; c++)
+		if (*c < 0x20 || *c > 0x7e)
+			*c = '?';
+	size_t used = strlen(err);
+	if (used < errlen)
+		snprintf(err + used, errlen - used, "; the attach script said: %s", text);
 }
 
 /* Accepts the helper's connection; only the target itself may connect. */
@@ -213,41 +365,41 @@ static int open_session(struct fp_req *r, const struct fp_python *py, struct fp_
 		snprintf(err, errlen, "process %d does not exist", (int)r->pid);
 		return -1;
 	}
-	char dir_host[PATH_MAX];
-	const char *dir_target;
-	if (make_session_dir(r->pid, st.st_uid, st.st_gid, dir_host, sizeof(dir_host),
-			     &dir_target)) {
-		snprintf(err, errlen,
-			 "attach: cannot make a session directory in the target's /tmp, /var/tmp "
-			 "or /dev/shm: %s",
-			 strerror(errno));
+	struct fp_session_dir dir;
+	if (fp_session_dir_make(r->pid, &dir, err, errlen))
 		return -1;
-	}
-	char sock_host[PATH_MAX + 16], sock_target[PATH_MAX + 16], lib_host[PATH_MAX + 32];
-	snprintf(sock_host, sizeof(sock_host), "%s/s", dir_host);
-	snprintf(sock_target, sizeof(sock_target), "%s/s", dir_target);
-	snprintf(lib_host, sizeof(lib_host), "%s/" FP_AGENT_LIBNAME, dir_host);
+	char sock_target[sizeof(dir.target) + 2];
+	snprintf(sock_target, sizeof(sock_target), "%s/s", dir.target);
 
+	/*
+	 * Bound through the directory's fd, so that no path the target's user
+	 * controls is resolved; the directory is root's, so "s" is the socket
+	 * just bound when it is made connectable for the helper (the target's
+	 * user).  Anyone else who connects is turned away by accept_helper.
+	 */
 	int rc = -1, fd = -1;
-	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	const char *step = NULL;
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	if (strlen(sock_host) >= sizeof(sa.sun_path) ||
-	    strlen(sock_target) >= sizeof(sa.sun_path)) {
-		snprintf(err, errlen, "attach: session socket path %.200s is too long", sock_host);
-		goto out;
-	}
-	memcpy(sa.sun_path, sock_host, strlen(sock_host) + 1);
-	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) ||
-	    chown(sock_host, st.st_uid, st.st_gid) || listen(lfd, 4)) {
-		snprintf(err, errlen, "attach: cannot make the session socket %.200s: %s", sock_host,
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/s", dir.fd);
+	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0)
+		step = "socket";
+	else if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+		step = "bind";
+	else if (fchmodat(dir.fd, "s", 0666, 0) != 0)
+		step = "chmod";
+	else if (listen(lfd, 4) != 0)
+		step = "listen";
+	if (step) {
+		snprintf(err, errlen, "attach: session socket %s: %s: %s", sock_target, step,
 			 strerror(errno));
 		goto out;
 	}
 
 	struct fp_inject_opts o = {
 	    .agent_path = agent_path(),
-	    .dir_host = dir_host,
-	    .dir_target = dir_target,
+	    .dir_fd = dir.fd,
+	    .dir_target = dir.target,
 	    .sock_target = sock_target,
 	};
 	struct fp_inject_report rep = {0};
@@ -255,8 +407,11 @@ static int open_session(struct fp_req *r, const struct fp_python *py, struct fp_
 	if (fp_inject_agent(py, &o, &rep, err, errlen))
 		goto out;
 	fd = accept_helper(lfd, r->pid, mono_ms() + CONNECT_TIMEOUT_MS, err, errlen);
-	if (fd < 0)
+	if (fd < 0) {
+		if (rep.method && strcmp(rep.method, "pep768") == 0)
+			append_script_error(dir.fd, err, errlen);
 		goto out;
+	}
 
 	uint8_t op;
 	uint32_t id;
@@ -323,9 +478,7 @@ out:
 		close(lfd);
 	if (fd >= 0)
 		close(fd);
-	unlink(sock_host);
-	unlink(lib_host);
-	rmdir(dir_host);
+	fp_session_dir_remove(&dir);
 	return rc;
 }
 

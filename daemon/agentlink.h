@@ -16,6 +16,26 @@
 
 struct fp_agent;
 
+/*
+ * A session's private directory inside a target, made by fpd: owned by fpd's
+ * user (root), mode 0711, in the target's /tmp, /var/tmp or /dev/shm as
+ * resolved inside the target's root.  The helper (the target's uid) may only
+ * search it, so nobody but fpd can change what is in it; fpd reaches it only
+ * through these fds, never through a path the target's user could redirect.
+ */
+struct fp_session_dir {
+	int base;	 /* the target's /tmp (or /var/tmp, /dev/shm), O_PATH */
+	int fd;		 /* the session directory */
+	char name[24];	 /* its name in base: .fpd-XXXXXXXXXXXX */
+	char target[48]; /* as the target names it: /tmp/.fpd-XXXXXXXXXXXX */
+};
+
+/* 0, or -1 with err = one line naming the step that failed in each place tried. */
+int fp_session_dir_make(pid_t pid, struct fp_session_dir *d, char *err, size_t errlen);
+
+/* Removes what is in it and it, and closes its fds (again: nothing). */
+void fp_session_dir_remove(struct fp_session_dir *d);
+
 /* Where fpd finds libfpagent.so; set by `fpd --agent PATH`, else found next to fpd. */
 void fp_agent_set_path(const char *path);
 

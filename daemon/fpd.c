@@ -117,30 +117,20 @@ static int inject_test(const char *pid_arg, char **args, int nargs)
 	}
 	struct fp_python py;
 	struct fp_inject_report rep;
-	char err[768], proc[64], dir_host[PATH_MAX];
-	struct stat st;
+	char err[768];
 	int rc = -1;
-	snprintf(proc, sizeof(proc), "/proc/%ld", pid);
-	snprintf(dir_host, sizeof(dir_host), "%s/root/tmp/.fpd-XXXXXX", proc);
 	if (fp_python_discover((pid_t)pid, &py, err, sizeof(err)) != FP_PY_OK)
 		goto out;
-	if (stat(proc, &st) != 0 || !mkdtemp(dir_host)) {
-		snprintf(err, sizeof(err), "inject-test: session directory %.300s: %s", dir_host,
-			 strerror(errno));
-		goto out;
-	}
-	/* As fpd's sessions have it: the target's user owns the directory. */
-	if (chown(dir_host, st.st_uid, st.st_gid) != 0) {
-		snprintf(err, sizeof(err), "inject-test: chown %.300s: %s", dir_host,
-			 strerror(errno));
-	} else {
+	/* As fpd's sessions have it. */
+	struct fp_session_dir dir;
+	if (fp_session_dir_make((pid_t)pid, &dir, err, sizeof(err)) == 0) {
 		struct fp_inject_opts o = {.agent_path = args[0],
-					   .dir_host = dir_host,
-					   .dir_target = dir_host + strlen(proc) + strlen("/root"),
+					   .dir_fd = dir.fd,
+					   .dir_target = dir.target,
 					   .sock_target = args[1]};
 		rc = fp_inject_agent(&py, &o, &rep, err, sizeof(err));
+		fp_session_dir_remove(&dir);
 	}
-	rmdir(dir_host);
 out:;
 	json_t *j = rc == 0 ? json_pack("{sb ss sb si si sf}", "ok", 1, "method", rep.method,
 					"loaded", rep.loaded, "tid", (int)rep.tid, "retries",

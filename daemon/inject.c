@@ -53,6 +53,10 @@
 
 #define DEFAULT_TIMEOUT_MS 5000
 #define MAX_TRIES	   200
+/* Threads tried in turn when the chosen one exits or never reaches a safe point. */
+#define MAX_THREADS 8
+/* include/linux/sched.h: the thread is inside exit(). */
+#define PF_EXITING 0x00000004u
 /* The System V ABI lets a leaf function keep data below rsp, up to this far. */
 #define RED_ZONE 128
 /* Stack bytes backed up below the red zone: strings, return address, callee frames. */
@@ -569,6 +573,7 @@ struct hijack {
 	int timeout_ms;
 	const struct fp_maps *maps;
 	bool stopped;
+	bool other_thread;	/* failed before changing anything: another thread may do */
 	bool interrupt_pending; /* a PTRACE_INTERRUPT not yet seen as a stop */
 	int sig;		/* the signal it stopped with: delivered at detach */
 	int deferred[8];	/* signals that stopped it during calls, delivered after */
@@ -635,10 +640,35 @@ static bool fault_signal(int sig)
 	       sig == SIGTRAP || sig == SIGSYS;
 }
 
+/* Whether any thread of pid still lives (its leader may be a zombie already). */
+static bool process_alive(pid_t pid)
+{
+	struct fp_task *t;
+	size_t n;
+	if (fp_proc_tasks(pid, &t, &n) != 0)
+		return false;
+	bool alive = false;
+	for (size_t i = 0; i < n; i++)
+		if (t[i].state != 'Z' && t[i].state != 'X')
+			alive = true;
+	free(t);
+	return alive;
+}
+
+/*
+ * The thread went away under us.  Often only that thread ended (a worker
+ * finishing, the session thread of a helper session just closed) and the
+ * process lives on: then another thread may be tried.
+ */
 static int gone(struct hijack *h, const char *step, char *err, size_t errlen)
 {
 	h->stopped = false;
-	return fail(err, errlen, "inject: %s: process %d exited meanwhile", step, (int)h->pid);
+	if (!process_alive(h->pid))
+		return fail(err, errlen, "inject: %s: process %d exited meanwhile", step,
+			    (int)h->pid);
+	h->other_thread = true;
+	return fail(err, errlen, "inject: %s: thread %d of process %d exited meanwhile", step,
+		    (int)h->tid, (int)h->pid);
 }
 
 /*
@@ -754,11 +784,13 @@ static int reach_safe_point(struct hijack *h, char *err, size_t errlen)
 				    strerror(errno));
 		if (at_safe_point(h))
 			return 0;
-		if (++h->retries >= MAX_TRIES)
+		if (++h->retries >= MAX_TRIES) {
+			h->other_thread = true;
 			return fail(
 			    err, errlen,
 			    "inject: safe point: none found in %d tries (thread %d, last %s)",
 			    MAX_TRIES, (int)h->tid, h->where);
+		}
 		if (let_run(h, err, errlen))
 			return -1;
 	}
@@ -1009,17 +1041,18 @@ static void finish(struct hijack *h, char *err, size_t errlen, bool failed)
 
 static int seize(struct hijack *h, char *err, size_t errlen)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/mem", (int)h->pid);
-	h->mem = open(path, O_RDWR | O_CLOEXEC);
-	if (h->mem < 0)
-		return errno == ENOENT
-			   ? gone(h, "attach", err, errlen)
-			   : fail(err, errlen, "inject: attach: %s: %s", path, strerror(errno));
+	if (h->mem < 0) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/mem", (int)h->pid);
+		h->mem = open(path, O_RDWR | O_CLOEXEC);
+		if (h->mem < 0)
+			return errno == ENOENT ? gone(h, "attach", err, errlen)
+					       : fail(err, errlen, "inject: attach: %s: %s", path,
+						      strerror(errno));
+	}
 	if (ptrace(PTRACE_SEIZE, h->tid, NULL, NULL) != 0) {
 		if (errno == ESRCH)
-			return fail(err, errlen, "inject: attach: thread %d of process %d exited",
-				    (int)h->tid, (int)h->pid);
+			return gone(h, "attach", err, errlen);
 		if (errno == EPERM) {
 			char why[256];
 			explain_eperm(h->pid, h->tid, why, sizeof(why));
@@ -1073,10 +1106,12 @@ static int entry_after_load(struct ptrace_job *j, uint64_t *entry)
 	if (fp_maps_read(j->pid, &now) != 0)
 		return fail(j->err, sizeof(j->err), "inject: %s: cannot read the maps of %d",
 			    FP_AGENT_ENTRY, (int)j->pid);
-	const struct fp_map *agent = NULL;
-	for (size_t i = 0; i < now.n && !agent; i++)
-		if (now.v[i].path && now.v[i].offset == 0 && strcmp(now.v[i].path, j->lib) == 0)
-			agent = &now.v[i];
+	/*
+	 * None was loaded before, so the one mapped now is the copy just loaded.
+	 * Its path is not j->lib when the target is in a chroot: the maps name
+	 * files from fpd's root.
+	 */
+	const struct fp_map *agent = fp_inject_find_agent(&now);
 	int rc = -1;
 	struct fp_elf *e = agent ? open_mapped(j->pid, agent) : NULL;
 	if (!agent)
@@ -1136,16 +1171,38 @@ static int load_and_start(struct hijack *h, struct ptrace_job *j)
 	return 0;
 }
 
+static pid_t choose_thread(pid_t pid, const pid_t *skip, int nskip);
+
 static void *ptrace_main(void *arg)
 {
 	struct ptrace_job *j = arg;
-	struct hijack h = {
-	    .pid = j->pid, .tid = j->tid, .mem = -1, .timeout_ms = j->timeout_ms, .maps = j->maps};
 	char *err = j->err;
 	size_t errlen = sizeof(j->err);
-	int rc = seize(&h, err, errlen);
-	if (rc == 0)
-		rc = reach_safe_point(&h, err, errlen);
+	pid_t tried[MAX_THREADS];
+	int ntried = 0, retries = 0, mem = -1, rc;
+	struct hijack h;
+	for (;;) {
+		h = (struct hijack){.pid = j->pid,
+				    .tid = j->tid,
+				    .mem = mem,
+				    .timeout_ms = j->timeout_ms,
+				    .maps = j->maps};
+		rc = seize(&h, err, errlen);
+		if (rc == 0)
+			rc = reach_safe_point(&h, err, errlen);
+		mem = h.mem;
+		retries += h.retries;
+		if (rc == 0 || !h.other_thread || ntried + 1 >= MAX_THREADS)
+			break;
+		/* Nothing of this thread was changed yet: let it go as it was, take another. */
+		finish(&h, err, errlen, true);
+		tried[ntried++] = h.tid;
+		pid_t next = choose_thread(j->pid, tried, ntried);
+		if (!next)
+			break;
+		j->tid = next;
+		err[0] = '\0';
+	}
 	if (rc == 0)
 		rc = save_state(&h, err, errlen);
 	if (rc == 0)
@@ -1168,56 +1225,99 @@ static void *ptrace_main(void *arg)
 		close(h.mem);
 	free(h.xstate);
 	j->rc = rc;
-	j->retries = h.retries;
+	j->retries = retries;
 	j->stopped_ms = (double)h.stopped_ns / 1e6;
 	return NULL;
 }
 
+/* Whether a thread is inside exit() already: PF_EXITING in its flags (stat field 9). */
+static bool thread_exiting(pid_t pid, pid_t tid)
+{
+	char path[96], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return true;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return true;
+	buf[n] = '\0';
+	/* After the comm field's ')': state, ppid, pgrp, session, tty, tpgid, flags. */
+	char *p = strrchr(buf, ')');
+	for (int field = 2; p && field < 9; field++)
+		p = strchr(p + 1, ' ');
+	return !p || (strtoul(p + 1, NULL, 10) & PF_EXITING) != 0;
+}
+
 /*
- * The thread to hijack: one blocked in an allow-listed syscall costs the
- * target nothing (the main thread first), else the main thread, whose stops
- * are then checked one by one.
+ * Whether a thread blocks every signal it can: a helper's own threads do,
+ * and the session thread of a session that just closed ends a moment later.
  */
-static pid_t choose_thread(pid_t pid)
+static bool thread_blocks_all(pid_t pid, pid_t tid)
+{
+	char path[96], v[32];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, (int)tid);
+	if (status_line(path, "SigBlk", v, sizeof(v)) != 0)
+		return false;
+	uint64_t all = 0x7fffffffULL & ~(1ULL << (SIGKILL - 1)) & ~(1ULL << (SIGSTOP - 1));
+	return (strtoull(v, NULL, 16) & all) == all;
+}
+
+/*
+ * The thread to hijack, best first: one blocked in an allow-listed syscall
+ * costs the target nothing (the main thread first); else the main thread,
+ * whose stops are then checked one by one; else any other; a thread that
+ * blocks every signal (a helper's, maybe about to end) last.  Never one that
+ * is exiting, nor one in skip (tried already).  0 when none is left.
+ */
+static pid_t choose_thread(pid_t pid, const pid_t *skip, int nskip)
 {
 	struct fp_task *t;
 	size_t n;
 	if (fp_proc_tasks(pid, &t, &n) != 0)
-		return pid;
-	pid_t blocked = 0, alive = 0;
+		return nskip ? 0 : pid;
+	pid_t best = 0;
+	int best_rank = INT_MAX;
 	for (size_t i = 0; i < n; i++) {
-		if (t[i].state == 'Z' || t[i].state == 'X')
+		pid_t tid = t[i].tid;
+		bool skipped = false;
+		for (int k = 0; k < nskip; k++)
+			skipped |= skip[k] == tid;
+		if (skipped || t[i].state == 'Z' || t[i].state == 'X' || thread_exiting(pid, tid))
 			continue;
-		if (!alive || t[i].tid == pid)
-			alive = t[i].tid;
 		struct fp_syscall sc;
-		if (fp_proc_syscall(pid, t[i].tid, &sc) != 0 || sc.nr < 0 ||
-		    !fp_inject_syscall_safe(sc.nr))
-			continue;
-		if (!blocked || t[i].tid == pid)
-			blocked = t[i].tid;
+		bool blocked = fp_proc_syscall(pid, tid, &sc) == 0 && sc.nr >= 0 &&
+			       fp_inject_syscall_safe(sc.nr);
+		bool helper = thread_blocks_all(pid, tid);
+		int rank = helper ? 4 : blocked ? (tid == pid ? 0 : 1) : tid == pid ? 2 : 3;
+		if (rank < best_rank) {
+			best = tid;
+			best_rank = rank;
+		}
 	}
 	free(t);
-	return blocked ? blocked : alive ? alive : pid;
+	return best ? best : nskip ? 0 : pid;
 }
 
-/* Copies data (or the file src) into dir/name, readable by anyone. */
-static int put_file(const char *dir, const char *name, const char *src, const void *data,
-		    size_t len, char *err, size_t errlen)
+/*
+ * Copies data (or the file src) into name in the session directory o->dir_fd,
+ * with mode: only ever through that fd, never by a path.
+ */
+static int put_file(const struct fp_inject_opts *o, const char *name, mode_t mode, const char *src,
+		    const void *data, size_t len, char *err, size_t errlen)
 {
-	int in = -1, out = -1, rc = -1;
-	int d = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (d < 0)
-		return fail(err, errlen, "inject: copy: session directory %s: %s", dir,
-			    strerror(errno));
+	int in = -1, out = -1, rc = -1, d = o->dir_fd;
+	const char *dir = o->dir_target;
 	if (src && (in = open(src, O_RDONLY | O_CLOEXEC)) < 0) {
 		fail(err, errlen, "inject: copy: %s: %s", src, strerror(errno));
 		goto out;
 	}
 	/* A leftover of an earlier attempt in this session goes; a symlink is never followed. */
 	unlinkat(d, name, 0);
-	out = openat(d, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (out < 0 || fchmod(out, 0644) != 0) {
+	out = openat(d, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	/* The umask must not take the target's permissions away. */
+	if (out < 0 || fchmod(out, mode) != 0) {
 		fail(err, errlen, "inject: copy: %s/%s: %s", dir, name, strerror(errno));
 		goto out;
 	}
@@ -1259,15 +1359,12 @@ out:
 		unlinkat(d, name, 0);
 	if (in >= 0)
 		close(in);
-	close(d);
 	return rc;
 }
 
-static void remove_file(const char *dir, const char *name)
+static void remove_file(const struct fp_inject_opts *o, const char *name)
 {
-	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	unlink(path);
+	unlinkat(o->dir_fd, name, 0);
 }
 
 /* A process that cannot run code now cannot load anything. */
@@ -1346,15 +1443,15 @@ static int inject_ptrace(const struct fp_python *py, const struct fp_inject_opts
 				    "be found",
 				    agent->path, (int)pid, FP_AGENT_ENTRY);
 	} else {
-		if (put_file(o->dir_host, FP_AGENT_LIBNAME, o->agent_path, NULL, 0, err, errlen))
+		if (put_file(o, FP_AGENT_LIBNAME, 0644, o->agent_path, NULL, 0, err, errlen))
 			return -1;
 		j.lib = lib_target;
 	}
-	j.tid = choose_thread(pid);
+	j.tid = choose_thread(pid, NULL, 0);
 	int rc = run_tracer(ptrace_main, &j, err, errlen);
 	/* The mapping keeps the file alive; its name is not needed any more. */
 	if (!agent)
-		remove_file(o->dir_host, FP_AGENT_LIBNAME);
+		remove_file(o, FP_AGENT_LIBNAME);
 	if (rc)
 		return -1;
 	rep->method = "ptrace";
@@ -1518,7 +1615,7 @@ static int inject_pep768(const struct fp_python *py, const struct fp_inject_opts
 	char lib[PATH_MAX], script_path[PATH_MAX], err_path[PATH_MAX], text[8192];
 	snprintf(lib, sizeof(lib), "%s/%s", o->dir_target, FP_AGENT_LIBNAME);
 	snprintf(script_path, sizeof(script_path), "%s/%s", o->dir_target, SCRIPT_NAME);
-	snprintf(err_path, sizeof(err_path), "%s/pep768.err", o->dir_target);
+	snprintf(err_path, sizeof(err_path), "%s/%s", o->dir_target, FP_PEP768_ERR);
 	if (strlen(script_path) >= off.script_path_size)
 		return fail(err, errlen,
 			    "inject: pep768: script path %s longer than %" PRIu64 " bytes",
@@ -1527,11 +1624,18 @@ static int inject_pep768(const struct fp_python *py, const struct fp_inject_opts
 	    fp_pep768_script(text, sizeof(text), lib, entry, o->sock_target, script_path, err_path);
 	if (len < 0)
 		return fail(err, errlen, "inject: pep768: paths too long for the script");
-	if (!agent && put_file(o->dir_host, FP_AGENT_LIBNAME, o->agent_path, NULL, 0, err, errlen))
+	if (!agent && put_file(o, FP_AGENT_LIBNAME, 0644, o->agent_path, NULL, 0, err, errlen))
 		return -1;
-	if (put_file(o->dir_host, SCRIPT_NAME, NULL, text, (size_t)len, err, errlen)) {
+	/*
+	 * The script runs as the target's user, who cannot create files in the
+	 * session directory: its error report goes to a file made for it here,
+	 * which others may write but only fpd reads.
+	 */
+	if (put_file(o, SCRIPT_NAME, 0644, NULL, text, (size_t)len, err, errlen) ||
+	    put_file(o, FP_PEP768_ERR, 0622, NULL, "", 0, err, errlen)) {
+		remove_file(o, SCRIPT_NAME);
 		if (!agent)
-			remove_file(o->dir_host, FP_AGENT_LIBNAME);
+			remove_file(o, FP_AGENT_LIBNAME);
 		return -1;
 	}
 	j.script = script_path;
@@ -1539,10 +1643,11 @@ static int inject_pep768(const struct fp_python *py, const struct fp_inject_opts
 	if (rc == 0 && j.rc != 0)
 		rc = fail(err, errlen, "%s", j.err);
 	if (rc != 0) {
-		/* Nothing was scheduled: the script removes them itself otherwise. */
-		remove_file(o->dir_host, SCRIPT_NAME);
+		/* Nothing was scheduled; else they stay until the helper connects. */
+		remove_file(o, SCRIPT_NAME);
+		remove_file(o, FP_PEP768_ERR);
 		if (!agent)
-			remove_file(o->dir_host, FP_AGENT_LIBNAME);
+			remove_file(o, FP_AGENT_LIBNAME);
 		return -1;
 	}
 	rep->method = "pep768";
@@ -1558,7 +1663,7 @@ int fp_inject_agent(const struct fp_python *py, const struct fp_inject_opts *o,
 		    struct fp_inject_report *rep, char *err, size_t errlen)
 {
 	memset(rep, 0, sizeof(*rep));
-	if (!o->agent_path || !o->dir_host || !o->dir_target || !o->sock_target ||
+	if (!o->agent_path || o->dir_fd < 0 || !o->dir_target || !o->sock_target ||
 	    o->dir_target[0] != '/' || o->sock_target[0] != '/')
 		return fail(err, errlen, "inject: options: every path must be given, absolute");
 	if (strlen(o->dir_target) + sizeof(FP_AGENT_LIBNAME) + 1 > MAX_ARG ||

@@ -28,8 +28,9 @@
 
 struct fp_inject_opts {
 	const char *agent_path;	 /* host path of libfpagent.so (fpd reads it) */
-	const char *dir_host;	 /* a directory fpd made for this session, as fpd sees it:
-				    /proc/PID/root/tmp/.fpd-XXXXXX */
+	int dir_fd;		 /* the directory fpd made for this session (fp_session_dir_make):
+				    the helper's copy and the PEP 768 script are written through
+				    it, never by a path the target's user could redirect */
 	const char *dir_target;	 /* the same directory as the target sees it: /tmp/.fpd-XXXXXX */
 	const char *sock_target; /* the socket the helper must connect to, as the target sees it */
 	int timeout_ms;		 /* watchdog per step (0: 5000) */
@@ -47,9 +48,10 @@ struct fp_inject_report {
  * 0, or -1 with err = one line naming the failed step ("inject: <step>:
  * <why>"); the target is left exactly as it was on every path.  With PEP 768
  * 0 means scheduled: the helper starts when the main thread next runs Python
- * code (a script error is written to dir_target/pep768.err).  Takes
+ * code (a script error is written to dir_target/FP_PEP768_ERR).  Takes
  * fp_ptrace_lock, so injections and `stack --native` never overlap.
  */
+#define FP_PEP768_ERR "pep768.err"
 int fp_inject_agent(const struct fp_python *py, const struct fp_inject_opts *o,
 		    struct fp_inject_report *rep, char *err, size_t errlen);
 

@@ -9,6 +9,9 @@ of any executable mapping changes.  Also: a target in its own mount and pid
 namespaces, 50 re-triggers in a row, the errors a user can cause, and the
 watchdog on a dlopen that never returns.  The thread-stop times of the
 module are printed at its end.
+
+And through fpd and fpctl: one-shot helper commands back to back, where
+each injection finds the previous session's helper thread on its way out.
 """
 
 import ctypes
@@ -394,3 +397,42 @@ def test_watchdog(fpd_bin, workdir, sleeper):
     assert_code_unchanged(before, code_hashes(sleeper.pid))
     time.sleep(0.5)
     assert sleeper.finish()["result"] == "ok"
+
+
+# The main thread holds the GIL in 20 ms slices: when a one-shot command ends,
+# its helper's session thread waits for the GIL (blocked in futex, the kind of
+# thread the injector prefers) to clean up and exit, just as the next
+# command's injection looks for a thread.  It must not pick that one, or
+# must pick another when it exits under it.
+SPIN_MAIN = """
+import sys
+sys.setswitchinterval(0.02)
+counter = 61
+print("ready", flush=True)
+n = 0
+while True:
+    n += 1
+"""
+BACK_TO_BACK = 200
+
+
+@pytest.mark.parametrize("minor", [(3, 9), (3, 12)], ids=["3.9", "3.12"])
+def test_back_to_back_helper_commands(fpctl, minor):
+    """200 one-shot getglobal commands in a row, each answered."""
+    python = next((i.python for i in fpdtest.INTERPRETERS if i.minor == minor), None)
+    if python is None:
+        pytest.skip("no Python %d.%d" % minor)
+    proc = spawn([python, "-c", SPIN_MAIN], stdout=subprocess.PIPE, env=clean_env())
+    try:
+        assert proc.stdout.readline().strip() == b"ready"
+        failures = []
+        for i in range(BACK_TO_BACK):
+            r = fpctl("attach", proc.pid, "getglobal", "__main__", "counter", check=False,
+                      timeout=60)
+            if r.rc != 0 or r.out.rstrip("\n").split("\n")[-1] != "VALUE: 61":
+                failures.append("command %d: exit %d: %s%s" % (i, r.rc, r.out, r.err))
+        assert proc.poll() is None, "the target died"
+    finally:
+        stop(proc)
+    assert not failures, "%d of %d failed:\n%s" % (len(failures), BACK_TO_BACK,
+                                                  "\n".join(failures[:5]))

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <glob.h>
 #include <limits.h>
 #include <stdio.h>
@@ -506,8 +507,10 @@ static void test_pep768_fake_process(void **state)
 	make_fake_runtime(1, 0);
 	pid_t pid = fake_target(&go, 0);
 	fake_python(pid, &py);
+	int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(dir_fd >= 0);
 	struct fp_inject_opts o = {.agent_path = py.binary,
-				   .dir_host = dir,
+				   .dir_fd = dir_fd,
 				   .dir_target = dir,
 				   .sock_target = "/tmp/fpd-unit.sock"};
 	if (fp_inject_agent(&py, &o, &rep, err, sizeof(err)) != 0) {
@@ -526,6 +529,12 @@ static void test_pep768_fake_process(void **state)
 	struct stat st;
 	assert_int_equal(stat(lib, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0644);
+	/* The script's error report goes to a file made for it: it cannot create one. */
+	char err_file[PATH_MAX];
+	snprintf(err_file, sizeof(err_file), "%s/pep768.err", dir);
+	assert_int_equal(stat(err_file, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0622);
+	unlink(err_file);
 	unlink(script);
 	unlink(lib);
 
@@ -549,6 +558,7 @@ static void test_pep768_fake_process(void **state)
 		assert_int_not_equal(stat(script, &st), 0);
 		assert_int_not_equal(stat(lib, &st), 0);
 	}
+	close(dir_fd);
 	assert_int_equal(rmdir(dir), 0);
 }
 
