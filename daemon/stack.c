@@ -775,8 +775,9 @@ static void dump_note(struct fp_stack *s, const struct dump *d, bool tids_known)
 				      n ? "; " : "", d->torn, SNAPSHOT_TRIES);
 	if (d->unknown && n < sizeof(note))
 		n += (size_t)snprintf(note + n, sizeof(note) - n,
-				      "%s%zu thread%s starting or ending could not be tied to a "
-				      "live thread of the process (%d tries) and %s not shown",
+				      "%s%zu thread state%s could not be tied to a live thread of "
+				      "the process (%d tries: a thread starting or ending, or a "
+				      "state left by one that ended) and %s not shown",
 				      n ? "; " : "", d->unknown, d->unknown == 1 ? "" : "s",
 				      SNAPSHOT_TRIES, d->unknown == 1 ? "is" : "are");
 	if (d->capped && n < sizeof(note))

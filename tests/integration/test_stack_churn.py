@@ -104,7 +104,10 @@ def stack_once(fpctl, target, fmt):
 def problems(target, fmt, out, around):
     """What is wrong with one dump, as readable lines (empty when right)."""
     note = dump_note(fmt, out)
-    dump = fpdtest.parse(fmt, strip_note(fmt, out))
+    try:
+        dump = fpdtest.parse(fmt, strip_note(fmt, out))
+    except fpdtest.ParseError as e:  # a negative tid, say
+        return ["not in the stack format: %s" % str(e).splitlines()[0]]
     found = []
     comm = Path("/proc/%d/comm" % target.pid).read_text().strip()
     tids = [t.tid for t in dump.threads]
@@ -163,3 +166,17 @@ def test_after_helper_sessions(fpctl, churn):
     bad = [r for r in results if r]
     assert not bad, "%d of %d dumps wrong:\n%s" % (len(bad), PAIRS, "\n".join(bad[:20]))
     churn.ping()
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_state_of_ended_thread(fpctl, interp, start_target, fmt):
+    """A thread state whose thread ended (left by C code) is no thread of the
+    process: not shown, and the dump says a state was left out."""
+    target = start_target(interp.python, "leftover.py")
+    args = ["attach", target.pid, "stack"] + (["--json"] if fmt == "json" else [])
+    out = fpctl(*args).out
+    dump = fpdtest.parse(fmt, strip_note(fmt, out))
+    assert [(t.name, t.tid) for t in dump.threads] == \
+        [(name, target.threads[name].tid) for name in ("MainThread", "sleeper")], out
+    assert "1 thread state could not be tied to a live thread" in (dump_note(fmt, out) or ""), out
+    target.ping()
