@@ -5,6 +5,8 @@
 #   make demo       start fpd and the demo service, show the main commands against it
 #   make bench      benchmarks side by side with peers -> bench/RESULTS.md
 #   make fuzz       long fuzz runs (FUZZ_SECONDS each, default 600)
+#   make stress     attach/command/detach cycles on every interpreter and target state
+#                   (STRESS_CYCLES, default 10000; STRESS_WORKERS in parallel, default 4)
 #   make install    install into PREFIX (default /usr/local) with the systemd unit
 #
 # Objects go to build/ (build/san/ for the sanitizer build, build/fuzz/ for fuzzers).
@@ -57,7 +59,7 @@ BPF_SKEL   := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.skel.h,$(BPF_SRC))
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_BIN   := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 
-.PHONY: all deps test unit unit-san fuzz-smoke integration fuzz demo bench install clean format
+.PHONY: all deps test unit unit-san fuzz-smoke integration fuzz stress demo bench install clean format
 .DELETE_ON_ERROR:
 # Keep objects and skeletons that pattern chains would otherwise delete as intermediates.
 .SECONDARY:
@@ -178,8 +180,17 @@ SAN_INTEGRATION := $(addprefix tests/integration/,test_agent.py test_cli.py test
 test: all unit unit-san fuzz-smoke
 	$(PYTHON) -m pytest -p no:cacheprovider -q tests/agent
 	$(PYTHON) -m pytest -p no:cacheprovider -ra tests/integration
+	FPD_BUILD=$(BUILD) $(PYTHON) tests/stress/stress.py --cycles 300 --workers 4
 	$(MAKE) --no-print-directory SAN=1 BUILD=build/san build/san/fpd build/san/fpctl build/san/libfpagent.so
 	FPD_BUILD=build/san $(PYTHON) -m pytest -p no:cacheprovider -ra $(SAN_INTEGRATION)
+
+# tests/stress/stress.py: the summary tables also go to $(BUILD)/stress.md
+# (bench/RESULTS.md, section "Stress", holds a recorded run).
+STRESS_CYCLES ?= 10000
+STRESS_WORKERS ?= 4
+stress: all
+	FPD_BUILD=$(BUILD) $(PYTHON) tests/stress/stress.py --cycles $(STRESS_CYCLES) \
+		--workers $(STRESS_WORKERS) --progress 500 --markdown $(BUILD)/stress.md
 
 demo: all
 	tools/demo.sh
