@@ -14,12 +14,10 @@ fpctl run by root and, for nobody's target, by nobody; each must do what it
 does without the restriction.  fpctl here has no fpd next to it, so it can
 never fall back to starting an unrestricted one."""
 
-import ctypes
 import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -219,33 +217,42 @@ def test_fpd_holds_exactly_the_unit_set(rfpd, unit_caps):
     status = Path("/proc/%d/status" % rfpd.proc.pid).read_text()
     assert re.search(r"^NoNewPrivs:\s+1$", status, re.M), status
     assert re.search(r"^Uid:\s+0\s+0\s+0\s+0$", status, re.M), status
+    # The sandbox's stand-in is in place: a private /tmp and a read-only root.
+    mounts = {}
+    for line in Path("/proc/%d/mountinfo" % rfpd.proc.pid).read_text().splitlines():
+        fields = line.split()
+        mounts[fields[4]] = (fields[5], line.split(" - ")[1].split()[1])
+    assert mounts["/tmp"][1] == "fpd-private-tmp", mounts.get("/tmp")
+    assert mounts["/"][0].split(",")[0] == "ro", mounts["/"]
 
 
 # --------------------------------------------------------------------------
 # Every command, through the restricted fpd
-
-@pytest.fixture(scope="module")
-def targets(debian_python, workdir):
-    root = fpdtest.Target(debian_python, "watch_target.py", logdir=workdir)
-    nobody = fpdtest.Target(debian_python, "watch_target.py", wrapper=as_user(NOBODY, []), logdir=workdir)
-    yield {"root": root.ready(), "nobody": nobody.ready()}
-    root.kill()
-    nobody.kill()
-
 
 COMBOS = [("root", "root"), ("root", "nobody"), ("nobody", "nobody")]
 
 
 @pytest.fixture(scope="module", params=COMBOS, ids=["root-client-root-target", "root-client-nobody-target",
                                                   "nobody-client-nobody-target"])
-def combo(request, targets, workdir):
+def combo(request, debian_python, workdir):
+    """A target of its own for each pair (the commands change it: reload, tt's store)."""
     client, owner = request.param
     uid = NOBODY if client == "nobody" else None
     cwd = workdir / ("service-out-%s-%s" % request.param)
     cwd.mkdir(exist_ok=True)
     if uid is not None:
         os.chown(str(cwd), uid, uid)
-    return {"uid": uid, "target": targets[owner], "cwd": cwd}
+    wrapper = as_user(NOBODY, []) if owner == "nobody" else ()
+    target = fpdtest.Target(debian_python, "watch_target.py", wrapper=wrapper, logdir=workdir).ready()
+    yield {"uid": uid, "target": target, "cwd": cwd}
+    target.kill()
+
+
+@pytest.fixture(scope="module")
+def nobodys_target(debian_python, workdir):
+    target = fpdtest.Target(debian_python, "watch_target.py", wrapper=as_user(NOBODY, []), logdir=workdir)
+    yield target.ready()
+    target.kill()
 
 
 def run(rfpctl, combo, *args, stdin=None, check=True):
@@ -345,10 +352,10 @@ def test_command(rfpctl, fpctl, combo, name, args, check):
     t.ping()
 
 
-def test_perf_samples_as_unrestricted(rfpctl, fpctl, targets, tmp_path):
+def test_perf_samples_as_unrestricted(rfpctl, fpctl, nobodys_target, tmp_path):
     """The sampler takes the same way (the tick, kallsyms) as with every capability."""
     tmp_path.chmod(0o777)
-    t = targets["nobody"]
+    t = nobodys_target
     triggers = []
     for f in (fpctl, rfpctl):
         r = f("--json", "attach", t.pid, "perf", "-d", "1", "--idle", "-f", "p.svg", cwd=str(tmp_path))
@@ -356,15 +363,3 @@ def test_perf_samples_as_unrestricted(rfpctl, fpctl, targets, tmp_path):
         triggers.append([e.get("trigger") for e in ev if e.get("event") == "profile"])
     assert triggers[0] == triggers[1] and triggers[0][0], triggers
 
-
-def test_helper_left_nothing_of_root_in_targets_tmp(targets):
-    """The session directories fpd made in nobody's /tmp belong to root and
-    were never handed to nobody (no CAP_CHOWN needed, none granted)."""
-    t = targets["nobody"]
-    tmp = Path("/proc/%d/root/tmp" % t.pid)
-    for d in tmp.glob(".fpd-*"):
-        try:
-            st = d.lstat()
-        except OSError:
-            continue
-        assert not (d.is_dir() and not d.is_symlink() and st.st_uid == NOBODY), d
