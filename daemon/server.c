@@ -97,13 +97,13 @@ static int conn_send(struct fp_conn *c, const json_t *msg)
 	return rc == FP_FRAME_OK ? 0 : -1;
 }
 
-static bool still_authorized(struct fp_req *r, bool now);
+static bool still_authorized(struct fp_req *r);
 
 int fp_req_emit(struct fp_req *r, json_t *event)
 {
 	if (!event)
 		return -1;
-	if (!still_authorized(r, false)) {
+	if (!still_authorized(r)) {
 		json_decref(event);
 		atomic_store(&r->cancelled, true);
 		return -1;
@@ -166,13 +166,6 @@ bool fp_req_flag(struct fp_req *r, const char *name)
 	return json_is_true(json_object_get(r->args, name));
 }
 
-static long long clock_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int fp_req_authorize(struct fp_req *r)
 {
 	if (r->pid <= 0)
@@ -204,7 +197,6 @@ int fp_req_authorize(struct fp_req *r)
 		    (int)r->pid);
 	}
 	r->auth_start_time = started;
-	atomic_store(&r->auth_checked_ms, 0);
 	r->authorized = true;
 	return 0;
 }
@@ -213,25 +205,21 @@ int fp_req_authorize(struct fp_req *r)
  * An event about a process goes to a non-root client only while the kernel
  * would still let that client ptrace it: a target may change credentials
  * (exec a setuid program) after the request was allowed, or exit and have
- * its pid reused.  Asked again before the first event (so after the data was
- * read) and then at most once a second, or at once when asked.  A target
- * that is simply gone keeps its events: they were read while it was the
- * client's.
+ * its pid reused.  So the kernel is asked again before every event, after
+ * the data in it was read: a check costs a thread and an open (tens of
+ * microseconds), and anything less frequent let the first second of a
+ * setuid program's stacks through.  A target that is simply gone keeps its
+ * events (perf's profile comes after the exit).
  */
-static bool still_authorized(struct fp_req *r, bool at_once)
+static bool still_authorized(struct fp_req *r)
 {
 	if (!r->authorized || r->cred.uid == 0)
-		return true;
-	long long now = clock_ms(), last = atomic_load(&r->auth_checked_ms);
-	if (!at_once && last && now - last < 1000)
 		return true;
 	enum fp_auth a = fp_auth_may_ptrace(&r->cred, r->pid);
 	unsigned long long started = fp_proc_start_time(r->pid);
 	if ((a == FP_AUTH_OK && started == r->auth_start_time) ||
-	    (a == FP_AUTH_NO_PROCESS && started == 0)) {
-		atomic_store(&r->auth_checked_ms, now);
+	    (a == FP_AUTH_NO_PROCESS && started == 0))
 		return true;
-	}
 	fp_req_fail(r, "permission", FP_EXIT_ATTACH,
 		    "process %d changed credentials or was replaced since the command started; "
 		    "uid %u may no longer ptrace it, so the command stops here",
@@ -241,7 +229,7 @@ static bool still_authorized(struct fp_req *r, bool at_once)
 
 int fp_req_reauthorize(struct fp_req *r)
 {
-	return still_authorized(r, true) ? 0 : -1;
+	return still_authorized(r) ? 0 : -1;
 }
 
 int fp_req_python(struct fp_req *r, struct fp_python *py)

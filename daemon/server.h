@@ -35,7 +35,6 @@ struct fp_req {
 	 */
 	bool authorized;
 	unsigned long long auth_start_time; /* the target's, to notice a reused pid */
-	_Atomic long long auth_checked_ms;
 	struct fp_conn *conn;
 	atomic_bool cancelled;
 	bool done;	      /* an end or error frame was sent */
