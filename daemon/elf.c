@@ -6,11 +6,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
 #include <libelf.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "proc.h"
 
 struct fp_elf {
 	int fd;
@@ -60,6 +65,44 @@ fail:;
 	fp_elf_close(e);
 	errno = err;
 	return NULL;
+}
+
+/*
+ * m->path resolves through /proc/PID/root, where the target's owner may have
+ * replaced the mapped file, since mapping it, by a symlink to anything root
+ * can read (and an absolute symlink there resolves against fpd's root, not
+ * the target's).  Only the device and inode the maps line names are
+ * accepted, and the path is first opened with O_PATH so that nothing else
+ * is ever really opened.  A file deleted or replaced since it was mapped, or
+ * an overlay whose inode numbers differ, is read through map_files, which
+ * is the mapping itself.
+ */
+struct fp_elf *fp_elf_open_mapped(pid_t pid, const struct fp_map *m)
+{
+	char path[PATH_MAX + 64];
+	fp_proc_path(pid, m->path, path, sizeof(path));
+	int pfd = open(path, O_PATH | O_CLOEXEC);
+	if (pfd >= 0) {
+		struct stat st;
+		struct fp_elf *e = NULL;
+		if (fstat(pfd, &st) == 0 && S_ISREG(st.st_mode) && st.st_ino == m->inode &&
+		    st.st_dev == m->dev) {
+			char self[64];
+			snprintf(self, sizeof(self), "/proc/self/fd/%d", pfd);
+			e = fp_elf_open(self);
+		}
+		close(pfd);
+		if (e)
+			return e;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid, m->start,
+		 m->end);
+	return fp_elf_open(path);
+}
+
+int fp_elf_fd(const struct fp_elf *e)
+{
+	return e->fd;
 }
 
 void fp_elf_close(struct fp_elf *e)

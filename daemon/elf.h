@@ -8,8 +8,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct fp_elf;
+struct fp_map;
 
 /* Opens path (already resolved through /proc/PID/root).  NULL with errno set. */
 struct fp_elf *fp_elf_open(const char *path);
@@ -19,6 +21,16 @@ void fp_elf_close(struct fp_elf *e);
  * a target's owner put there); -1 with errno set.
  */
 int fp_elf_open_fd(const char *path);
+
+/*
+ * The file process pid mapped at m, and never another one: through
+ * /proc/PID/root when that path still names the mapped inode, else through
+ * /proc/PID/map_files.  NULL with errno set.
+ */
+struct fp_elf *fp_elf_open_mapped(pid_t pid, const struct fp_map *m);
+
+/* The open file behind e, for reading what libelf does not (pread). */
+int fp_elf_fd(const struct fp_elf *e);
 
 /* Looks name up in .symtab, then .dynsym.  Returns 0 and the value/size, or -1. */
 int fp_elf_sym(struct fp_elf *e, const char *name, uint64_t *value, uint64_t *size);

@@ -465,27 +465,6 @@ static void remote_string(pid_t pid, uint64_t addr, char *buf, size_t cap)
 	buf[n] = '\0';
 }
 
-/*
- * The ELF the target mapped at m: through /proc/PID/root when that path still
- * names the same inode, else /proc/PID/map_files (a deleted or replaced file,
- * or an overlay whose inode numbers differ).  Symbols from another file than
- * the mapped one would send a thread to a wrong address.
- */
-static struct fp_elf *open_mapped(pid_t pid, const struct fp_map *m)
-{
-	char path[PATH_MAX + 64];
-	struct stat st;
-	fp_proc_path(pid, m->path, path, sizeof(path));
-	if (stat(path, &st) == 0 && st.st_ino == m->inode) {
-		struct fp_elf *e = fp_elf_open(path);
-		if (e)
-			return e;
-	}
-	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid, m->start,
-		 m->end);
-	return fp_elf_open(path);
-}
-
 /* One "Key:\tvalue" line of /proc/PID[/task/TID]/status, copied into out. */
 static int status_line(const char *path, const char *key, char *out, size_t cap)
 {
@@ -1113,7 +1092,7 @@ static int entry_after_load(struct ptrace_job *j, uint64_t *entry)
 	 */
 	const struct fp_map *agent = fp_inject_find_agent(&now);
 	int rc = -1;
-	struct fp_elf *e = agent ? open_mapped(j->pid, agent) : NULL;
+	struct fp_elf *e = agent ? fp_elf_open_mapped(j->pid, agent) : NULL;
 	if (!agent)
 		fail(j->err, sizeof(j->err), "inject: dlopen: succeeded, but %s is not mapped",
 		     j->lib);
@@ -1411,7 +1390,7 @@ static int inject_ptrace(const struct fp_python *py, const struct fp_inject_opts
 			       .timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS,
 			       .dir_target = o->dir_target,
 			       .sock = o->sock_target};
-	struct fp_elf *e = open_mapped(pid, libc);
+	struct fp_elf *e = fp_elf_open_mapped(pid, libc);
 	if (!e)
 		return fail(err, errlen, "inject: libc: cannot read %s of process %d: %s",
 			    libc->path, (int)pid, strerror(errno));
@@ -1434,7 +1413,7 @@ static int inject_ptrace(const struct fp_python *py, const struct fp_inject_opts
 	char lib_target[PATH_MAX];
 	snprintf(lib_target, sizeof(lib_target), "%s/%s", o->dir_target, FP_AGENT_LIBNAME);
 	if (agent) {
-		struct fp_elf *ae = open_mapped(pid, agent);
+		struct fp_elf *ae = fp_elf_open_mapped(pid, agent);
 		int r = ae ? fp_inject_sym_addr(ae, maps, agent, FP_AGENT_ENTRY, &j.f_entry) : -1;
 		fp_elf_close(ae);
 		if (r != 0)
@@ -1549,7 +1528,7 @@ static int inject_pep768(const struct fp_python *py, const struct fp_inject_opts
 		const struct fp_map *m = &maps->v[i];
 		if (!m->path || m->offset != 0 || strcmp(m->path, py->binary) != 0)
 			continue;
-		struct fp_elf *e = open_mapped(pid, m);
+		struct fp_elf *e = fp_elf_open_mapped(pid, m);
 		uint64_t addr;
 		if (e && fp_elf_section(e, ".PyRuntime", &addr, NULL, NULL) == 0)
 			rt = py->bias + addr;
@@ -1603,7 +1582,7 @@ static int inject_pep768(const struct fp_python *py, const struct fp_inject_opts
 	const struct fp_map *agent = fp_inject_find_agent(maps);
 	uint64_t entry = 0;
 	if (agent) {
-		struct fp_elf *ae = open_mapped(pid, agent);
+		struct fp_elf *ae = fp_elf_open_mapped(pid, agent);
 		int r = ae ? fp_inject_sym_addr(ae, maps, agent, FP_AGENT_ENTRY, &entry) : -1;
 		fp_elf_close(ae);
 		if (r != 0)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 /* Whole small /proc file into a NUL-terminated malloc'd buffer. */
@@ -66,10 +67,11 @@ static int parse_map_line(const char *line, size_t len, struct fp_map *m)
 	memcpy(tmp, line, len);
 	tmp[len] = '\0';
 	unsigned long long start, end, off, inode;
+	unsigned int major, minor;
 	char perms[8];
 	int path_at = -1;
-	if (sscanf(tmp, "%llx-%llx %7s %llx %*x:%*x %llu %n", &start, &end, perms, &off, &inode,
-		   &path_at) < 5)
+	if (sscanf(tmp, "%llx-%llx %7s %llx %x:%x %llu %n", &start, &end, perms, &off, &major,
+		   &minor, &inode, &path_at) < 7)
 		return -1;
 	if (end <= start || strlen(perms) != 4)
 		return -1;
@@ -78,6 +80,7 @@ static int parse_map_line(const char *line, size_t len, struct fp_map *m)
 	m->end = end;
 	m->offset = off;
 	m->inode = inode;
+	m->dev = makedev(major, minor);
 	memcpy(m->perms, perms, 5);
 	if (path_at > 0 && tmp[path_at] != '\0') {
 		const char *p = tmp + path_at;

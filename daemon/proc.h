@@ -15,6 +15,7 @@
 struct fp_map {
 	uint64_t start, end, offset;
 	uint64_t inode;
+	dev_t dev;
 	char perms[5];
 	char *path; /* as the target sees it; NULL for anonymous mappings */
 };

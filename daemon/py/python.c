@@ -25,23 +25,6 @@ static const char *base_name(const char *path)
 	return s ? s + 1 : path;
 }
 
-/*
- * Opens a file the target has mapped.  Through /proc/PID/root first so paths
- * resolve in the target's mount namespace; /proc/PID/map_files also covers
- * files deleted or replaced since they were mapped.
- */
-static struct fp_elf *open_mapped(pid_t pid, const struct fp_map *m)
-{
-	char path[PATH_MAX + 64];
-	fp_proc_path(pid, m->path, path, sizeof(path));
-	struct fp_elf *e = fp_elf_open(path);
-	if (e)
-		return e;
-	snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", (int)pid,
-		 (unsigned long long)m->start, (unsigned long long)m->end);
-	return fp_elf_open(path);
-}
-
 static bool is_libpython(const char *path)
 {
 	return strncmp(base_name(path), "libpython3", 10) == 0;
@@ -64,17 +47,13 @@ static bool version_from_name(const char *path, int *major, int *minor)
  * NUL-terminated tail preceded by anything but a digit or a dot.  When the
  * file name gave major.minor already, only that version is accepted.
  */
-static bool version_from_rodata(const char *file, int *major, int *minor, int *micro)
+static bool version_from_rodata(struct fp_elf *e, int *major, int *minor, int *micro)
 {
-	int fd = open(file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	struct fp_elf *e = fp_elf_open(file);
 	uint64_t off, size;
 	bool found = false;
-	if (e && fp_elf_section(e, ".rodata", NULL, &off, &size) == 0 && size < (64u << 20)) {
+	if (fp_elf_section(e, ".rodata", NULL, &off, &size) == 0 && size < (64u << 20)) {
 		char *buf = malloc(size + 1);
-		if (buf && pread(fd, buf, size, (off_t)off) == (ssize_t)size) {
+		if (buf && pread(fp_elf_fd(e), buf, size, (off_t)off) == (ssize_t)size) {
 			buf[size] = '\0';
 			for (size_t i = 1; i + 6 < size && !found; i++) {
 				char prev = buf[i - 1];
@@ -95,8 +74,6 @@ static bool version_from_rodata(const char *file, int *major, int *minor, int *m
 		}
 		free(buf);
 	}
-	fp_elf_close(e);
-	close(fd);
 	return found;
 }
 
@@ -110,7 +87,7 @@ static uint32_t pthread_tid_offset(pid_t pid, const struct fp_maps *maps)
 		const char *b = base_name(m->path);
 		if (strncmp(b, "libc.so", 7) != 0 && strncmp(b, "libc-", 5) != 0)
 			continue;
-		struct fp_elf *e = open_mapped(pid, m);
+		struct fp_elf *e = fp_elf_open_mapped(pid, m);
 		if (!e)
 			continue;
 		uint64_t v;
@@ -205,7 +182,7 @@ int fp_python_discover(pid_t pid, struct fp_python *py, char *err, size_t errlen
 			    pass == 0 ? is_libpython(m->path) : strcmp(m->path, info.exe) == 0;
 			if (!want)
 				continue;
-			elf = open_mapped(pid, m);
+			elf = fp_elf_open_mapped(pid, m);
 			if (!elf)
 				continue;
 			if (find_runtime(elf, &runtime_sym, &is36))
@@ -241,11 +218,9 @@ int fp_python_discover(pid_t pid, struct fp_python *py, char *err, size_t errlen
 		py->minor = (int)((hexver >> 16) & 0xff);
 		py->micro = (int)((hexver >> 8) & 0xff);
 	} else {
-		char path[PATH_MAX + 64];
-		fp_proc_path(pid, found->path, path, sizeof(path));
 		int ma = 0, mi = 0, mc = -1;
 		bool named = version_from_name(found->path, &ma, &mi);
-		if (!version_from_rodata(path, &ma, &mi, &mc) && !named) {
+		if (!version_from_rodata(elf, &ma, &mi, &mc) && !named) {
 			rc = set_err(err, errlen, FP_PY_UNSUPPORTED,
 				     "process %d: cannot tell the CPython version of %s", (int)pid,
 				     found->path);

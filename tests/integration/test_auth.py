@@ -161,3 +161,64 @@ def test_stream_stops_when_target_gains_privileges(fpctl, start_target, debian_p
     assert p.returncode == EXIT_ATTACH, (p.returncode, err)
     assert re.search(r"changed credentials", err.decode()), err
     assert b"spin" not in out, out
+
+
+IN_OPEN = 0x20
+IN_ACCESS = 0x01
+
+
+class Opens(object):
+    """Counts the opens of one file (inotify sees root's too)."""
+
+    def __init__(self, path):
+        import ctypes
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = self.libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        assert self.fd >= 0
+        assert self.libc.inotify_add_watch(self.fd, str(path).encode(), IN_OPEN | IN_ACCESS) >= 0
+
+    def count(self):
+        n = 0
+        while True:
+            try:
+                buf = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return n
+            n += len(buf) // 16  # struct inotify_event with no name: 16 bytes
+
+    def close(self):
+        os.close(self.fd)
+
+
+def test_swapped_mapped_file_not_opened(fpctl, start_target, debian_python, workdir):
+    """The user's process maps its interpreter from a directory the user
+    owns; the user deletes it and puts a symlink to a root-only file at the
+    name the kernel then shows in the maps ("python3 (deleted)"): fpd (root)
+    must read the mapped file (map_files), never open the one the symlink
+    names, and still answer."""
+    home = workdir / ("swap-%s" % secrets.token_hex(4))
+    home.mkdir()
+    os.chown(str(home), NOBODY, NOBODY)
+    exe = home / "python3"
+    subprocess.run(["cp", debian_python, str(exe)], check=True)
+    os.chown(str(exe), NOBODY, NOBODY)
+    vault = workdir / ("vault-%s" % secrets.token_hex(4))
+    vault.mkdir(mode=0o700)
+    victim = vault / "secret.so"
+    subprocess.run(["cp", os.path.realpath(debian_python), str(victim)], check=True)
+    victim.chmod(0o600)
+    t = start_target(str(exe), "idle.py", wrapper=as_user(NOBODY, []))
+    os.unlink(str(exe))
+    os.symlink(str(victim), str(exe) + " (deleted)")  # what the user can do in their own directory
+    assert any(p.endswith(" (deleted)") for p in t.maps_paths())
+    watch = Opens(victim)
+    try:
+        dump = fpdtest.parse_text(fpctl("attach", t.pid, "stack", user=NOBODY).out)
+        assert "MainThread" in dump.names()
+        r = fpctl("attach", t.pid, "getglobal", "fptarget", "BIG", user=NOBODY)
+        assert "1000000.0" in r.out, r.out
+        fpctl("detach", t.pid, user=NOBODY)
+        assert watch.count() == 0, "fpd opened the file the swapped path names"
+    finally:
+        watch.close()
+    t.ping()
