@@ -319,7 +319,10 @@ def check_gc(t, r):
 
 
 def check_module(t, r):
-    if r.out.strip() != "__main__":
+    # 3.6's asyncio imports multiprocessing, which also names the script's
+    # module __mp_main__: both names are the file's.
+    names = r.out.split()
+    if "__main__" not in names or not set(names) <= {"__main__", "__mp_main__"}:
         wrong("module of the script: %r, want '__main__'" % r.out.strip())
 
 
@@ -401,6 +404,7 @@ class Stress(object):
         self.by_cmd = collections.defaultdict(collections.Counter)  # command -> outcome counts
         self.samples = []  # (cycle number, fds, rss kB) after each cycle
         self.quiet = []  # (round, interpreter id, (fds, rss kB)) after each slot, no target left
+        self.quiet_problems = []  # clients or helpers fpd still lists then
         self.done = 0
         self.seq = 0
         self.failures = open(self.workdir / "FAILURES.jsonl", "w")
@@ -670,7 +674,18 @@ class Stress(object):
         for r, interp, ncycles in plan:
             if ncycles:
                 self.run_slot(interp, ncycles)
+            # fpd notices the last clients and targets going away on its own time.
+            deadline = time.monotonic() + 10
+            while True:
+                st = self.status()
+                if (st.get("clients") == 1 and not st.get("helpers")) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
             self.quiet.append((r, interp.id, self.sample()))
+            if st.get("clients") != 1 or st.get("helpers"):
+                self.quiet_problems.append("after round %d on %s, with no client but fpctl status: %d clients, "
+                                           "helpers %s" % (r + 1, interp.id, st.get("clients", -1),
+                                                           st.get("helpers")))
         self.elapsed = time.monotonic() - self.t0
         self.final_fpd = self.daemon.stop()
         self.failures.close()
@@ -746,6 +761,9 @@ class Stress(object):
         if self.fpd_restarts:
             lines.append("fpd was restarted %d times after crashes (fd/RSS figures are of the last one)"
                          % self.fpd_restarts)
+        if self.quiet_problems:
+            verdict.append("%d of %d checks between rounds found a client or helper left; the first: %s"
+                           % (len(self.quiet_problems), len(self.quiet), self.quiet_problems[0]))
         if self.final_fpd:
             verdict.append("fpd's shutdown: %s" % self.final_fpd)
         rounds = max(r for r, _, _ in plan) + 1
