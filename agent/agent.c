@@ -295,8 +295,16 @@ static PyObject *fn_async_exc(PyObject *self, PyObject *args)
 	PyObject *exc;
 	if (!py->PyArg_ParseTuple(args, "kO", &ident, &exc))
 		return NULL;
-	return py->PyLong_FromLong(
-	    py->PyThreadState_SetAsyncExc(ident, exc == py->Py_None ? NULL : exc));
+	/* Clearing (NULL) signals every thread's eval loop like a new exception
+	 * does, and only taking one turns that off again (3.6-3.12): left on,
+	 * 3.11 never gets past the start of a function run under a profiler.
+	 * A pending exception is replaced by one the thread then takes. */
+	if (exc == py->Py_None) {
+		py->PyErr_SetString(py->PyExc_RuntimeError,
+				    "_fp_async_exc: an exception to raise is required");
+		return NULL;
+	}
+	return py->PyLong_FromLong(py->PyThreadState_SetAsyncExc(ident, exc));
 }
 
 /* The text of an embedded source file, for core.py's _fp_load; None if there is none. */

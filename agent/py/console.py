@@ -6,7 +6,8 @@
 # (codeop: a block runs once it is complete); a thread of the console's own
 # runs the statements, so that the request's thread stays free to deliver
 # Ctrl-C to it (PyThreadState_SetAsyncExc: a statement blocked in a C call
-# sees it when that call returns).
+# sees it when that call returns).  An interrupt left pending when the
+# statement ends is taken by the console's thread, never cleared: see settle().
 #
 # Output: print() and tracebacks write to whatever sys.stdout/sys.stderr are
 # at that moment, which every thread of the application shares.  While a
@@ -42,6 +43,10 @@ def _console_future_flags():
 
 
 _CONSOLE_FUTURE = _console_future_flags()
+
+
+class _ConsoleSettled(BaseException):
+    """Takes the place of an interrupt that came too late for its statement."""
 
 
 class _ConsoleStream(object):
@@ -86,6 +91,7 @@ class _Console(object):
         # lock guards running and closing against the request's thread
         self.lock = _thread.allocate_lock()
         self.running = False
+        self.interrupted = False  # an interrupt was sent to the running statement
         self.closing = False
         self.wake = _thread.allocate_lock()  # released once per statement to run
         self.wake.acquire()
@@ -131,6 +137,7 @@ class _Console(object):
     def interrupt(self):
         with self.lock:
             if self.running:
+                self.interrupted = True
                 _fp_async_exc(self.ident, KeyboardInterrupt)
 
     def close(self):
@@ -185,19 +192,39 @@ class _Console(object):
                                    "leaves the console)\n")
 
     def done(self):
-        # An interrupt raised just as the statement ended may land here:
-        # until running is False under the lock, none can be new.
+        self.settle()
+        self.swap_out()
+        self.flush()
+        self.prompt(_CONSOLE_PS1)
+
+    def settle(self):
+        """Ends the statement's time for interrupts.  Once running is False
+        under the lock none is sent; one sent before may still be pending
+        for this thread and would stop the next statement.  It is replaced
+        by _ConsoleSettled and taken here, on a loop's backward jump, where
+        the interpreter delivers it.  Clearing it instead
+        (PyThreadState_SetAsyncExc with NULL) would leave the interpreter's
+        "async exception pending" signal on for good on 3.6-3.12, which
+        only taking an exception turns off: every thread would then go
+        through the eval loop's slow path at every check, and on 3.11 a
+        thread running under a profile function (trace, tt -t, the
+        application's cProfile) would loop forever on the first
+        instruction of the next function it calls."""
         while True:
             try:
                 with self.lock:
                     self.running = False
-                    _fp_async_exc(self.ident, None)
-                break
+                    pending = self.interrupted
+                    self.interrupted = False
+                if pending:
+                    _fp_async_exc(self.ident, _ConsoleSettled)
+                    for _ in range(100000):
+                        pass
+                return
+            except _ConsoleSettled:
+                return
             except KeyboardInterrupt:
-                continue
-        self.swap_out()
-        self.flush()
-        self.prompt(_CONSOLE_PS1)
+                continue  # it landed here, which took it
 
     def swap_in(self):
         for name, stream in self.streams.items():

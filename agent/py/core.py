@@ -18,7 +18,8 @@
 #                                CANCEL of request rid: ("input", payload),
 #                                ("cancel", ""), or None on timeout
 #   _fp_cancelled(rid)           True once fpd cancelled rid or the link closed
-#   _fp_async_exc(ident, exc)    PyThreadState_SetAsyncExc (console's Ctrl-C)
+#   _fp_async_exc(ident, exc)    PyThreadState_SetAsyncExc (console's Ctrl-C);
+#                                exc None (clearing) is refused: see agent.c
 # and calls _fp_handle(session, rid, payload) on a helper thread holding the
 # GIL for each REQUEST, and _fp_session_end(session) once when a session's
 # link closes.

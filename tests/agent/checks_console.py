@@ -155,6 +155,44 @@ def check_interrupt_keeps_the_console(ns):
     con.leave()
 
 
+def check_profiled_thread_runs_after_statements(ns):
+    """Statements, one of them interrupted, leave no pending async exception
+    signal behind: on 3.11 a thread under a profile function (trace, tt -t,
+    cProfile) would never get past the start of its next call."""
+    con = Console(ns)
+    assert con.run("6 * 7") == ("42\n", "", ">>> ")
+    assert con.line("while True: pass") == ("", "", "... ")
+    con.req.send({"line": ""})
+    time.sleep(0.2)
+    con.req.send({"interrupt": True})
+    out, err, prompt = con.wait_prompt(10)
+    assert err.endswith("KeyboardInterrupt\n"), (out, err)
+    assert con.run("print('after')") == ("after\n", "", ">>> ")
+    con.leave()
+    calls = [0]
+    stop = []
+
+    def bump():
+        calls[0] += 1
+
+    def profiled():
+        sys.setprofile(lambda frame, event, arg: None)
+        while not stop:
+            bump()
+            time.sleep(0.001)
+        sys.setprofile(None)
+
+    t = threading.Thread(target=profiled)
+    t.daemon = True
+    t.start()
+    deadline = time.time() + 20
+    while calls[0] < 100 and time.time() < deadline:
+        time.sleep(0.01)
+    stop.append(True)
+    assert calls[0] >= 100, "a profiled thread made %d calls in 20 s" % calls[0]
+    t.join(10)
+
+
 def check_exit_and_eof_leave(ns):
     for leave in ("exit()", "quit()", "exit"):
         con = Console(ns)

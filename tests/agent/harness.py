@@ -88,9 +88,11 @@ def load_agent(link=None, lazy=False):
 
 def _async_exc(ident, exc):
     import ctypes
-    # None clears a pending exception, as in libfpagent.so (NULL to the C API)
-    return ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(ident), None if exc is None else ctypes.py_object(exc))
+    # None is refused, as in libfpagent.so: clearing leaves the interpreter's
+    # async-exception signal on (see agent/agent.c)
+    if exc is None:
+        raise RuntimeError("_fp_async_exc: an exception to raise is required")
+    return ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exc))
 
 
 _next_id = [100]

@@ -184,3 +184,61 @@ def test_terminal_ctrl_c_and_ctrl_d(fpctl, target):
     finally:
         sh.close()
     target.ping()
+
+
+def json_events(r):
+    return [e for e in map(json.loads, r.out.splitlines()) if e.get("type") == "event"]
+
+
+def add_calls(fpctl, target):
+    """How many times the target's adder threads have called add."""
+    r = fpctl("--json", "attach", target.pid, "getglobal", "__main__", "CALLS", "-e",
+              "target['add']")
+    values = [e["value"] for e in json_events(r) if e.get("event") == "value"]
+    assert len(values) == 1, r.out
+    return int(values[0])
+
+
+def assert_adders_run(fpctl, target, after):
+    """The adder threads go on calling add (three of them, every 20 ms)."""
+    before = add_calls(fpctl, target)
+    fpdtest.wait_for(lambda: add_calls(fpctl, target) >= before + 30, 60,
+                     "the target's add counter to advance after %s (stuck at %d)"
+                     % (after, before), 0.2)
+
+
+def test_instrumenting_after_console(fpctl, interp, start_target):
+    """A console session leaves nothing behind that stops the application
+    under the commands that follow: trace and tt -t (a profile function on
+    3.6-3.11, sys.monitoring on 3.12+), then watch, each ends with its
+    records and the application's threads keep calling the function.  (The
+    console used to clear each statement's pending Ctrl-C with
+    PyThreadState_SetAsyncExc(id, NULL), which leaves the interpreter's
+    async-exception signal on: 3.11 then looped forever at the start of
+    every call made under trace's profile function, after detach too.)"""
+    t = start_target(interp.python, "watch_target.py")
+    rc, out, err = console(fpctl, t, "print(6*7)\nfor i in range(2):\n    print(i)\n\n")
+    assert (rc, out, err) == (0, "42\n0\n1\n", ""), (rc, out, err)
+    assert_adders_run(fpctl, t, "console")
+
+    r = fpctl("--json", "--timeout", "30", "attach", t.pid, "trace", "__main__", "add", "-n", "2",
+              check=False)
+    traces = [e for e in json_events(r) if e.get("event") == "trace"]
+    assert r.rc == 0 and len(traces) == 2, (r.rc, r.out, r.err)
+    assert all(e["nodes"][0]["name"] == "add" and e["thread"].startswith("adder-")
+               for e in traces), r.out
+    assert_adders_run(fpctl, t, "trace")
+
+    r = fpctl("--json", "--timeout", "30", "attach", t.pid, "tt", "-t", "__main__", "add",
+              "-n", "2", check=False)
+    evs = json_events(r)
+    assert r.rc == 0 and [e["method"] for e in evs if e.get("event") == "tt_row"] == ["add"] * 2 \
+        and evs[-1].get("event") == "tt_end" and evs[-1]["reason"] == "limit", (r.rc, r.out, r.err)
+    assert_adders_run(fpctl, t, "tt -t")
+
+    r = fpctl("--json", "--timeout", "30", "attach", t.pid, "watch", "__main__", "add", "-n", "2",
+              "--expr", "return_obj == args[0] + args[1]", check=False)
+    recs = [e for e in json_events(r) if e.get("event") == "record"]
+    assert r.rc == 0 and [e["value"] for e in recs] == ["True"] * 2, (r.rc, r.out, r.err)
+    assert_adders_run(fpctl, t, "watch")
+    t.ping()
