@@ -171,11 +171,13 @@ integration: all
 # one (the harness fails a run whose fpd printed a sanitizer report).
 # The sanitizer pass runs the files that drive fpd's and fpctl's own C paths
 # (protocol, stacks, BPF, injection, helper sessions and their relaying,
-# console input); the helper commands' logic is Python inside the target,
-# which the plain pass covers on every interpreter.
-SAN_INTEGRATION := $(addprefix tests/integration/,test_agent.py test_cli.py test_console.py \
-	test_errors.py test_getglobal.py test_gilstat.py test_harness.py test_inject.py \
-	test_layout.py test_perf.py test_sampler.py test_stack.py test_top.py)
+# console input, authorization, limits, session directories, thread churn);
+# the helper commands' logic is Python inside the target, which the plain
+# pass covers on every interpreter.
+SAN_INTEGRATION := $(addprefix tests/integration/,test_agent.py test_auth.py test_cli.py \
+	test_console.py test_errors.py test_getglobal.py test_gilstat.py test_harness.py \
+	test_inject.py test_layout.py test_limits.py test_perf.py test_sampler.py \
+	test_session_race.py test_stack.py test_stack_churn.py test_top.py)
 
 test: all unit unit-san fuzz-smoke
 	$(PYTHON) -m pytest -p no:cacheprovider -q tests/agent
