@@ -407,6 +407,7 @@ class Stress(object):
         self.quiet_problems = []  # clients or helpers fpd still lists then
         self.done = 0
         self.seq = 0
+        self.stopping = False
         self.failures = open(self.workdir / "FAILURES.jsonl", "w")
         self.journal = open(self.workdir / "CYCLES.jsonl", "w")
         self.nfail = 0
@@ -590,6 +591,8 @@ class Stress(object):
         return ", ".join(names)
 
     def record(self, t, cmd, outcome, detail):
+        if self.stopping:
+            return  # an interrupted run: its targets are being killed
         with self.lock:
             self.done += 1
             self.counts[t.key][outcome] += 1
@@ -647,7 +650,8 @@ class Stress(object):
                         t = self.current(targets, t)
                         self.cycle(t)
 
-            pool = [threading.Thread(target=worker) for _ in range(self.args.workers)]
+            # Daemons: an interrupted run exits without waiting for them.
+            pool = [threading.Thread(target=worker, daemon=True) for _ in range(self.args.workers)]
             for th in pool:
                 th.start()
             for th in pool:
@@ -795,6 +799,9 @@ def main():
         sys.exit("stress: no interpreter found")
     for mid, why in fpdtest.MISSING:
         print("stress: skipping %s: %s" % (mid, why))
+    # SIGTERM (make's or timeout's) ends the run like Ctrl-C: fpd and the
+    # targets are stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     st = Stress(args)
     print("stress: %d cycles, %d workers, fpd %s, interpreters %s, work dir %s"
           % (args.cycles, args.workers, st.build / "fpd", ", ".join(i.id for i in interps), st.workdir),
@@ -802,6 +809,7 @@ def main():
     try:
         plan = st.run(interps)
     except BaseException:
+        st.stopping = True
         if st.daemon.proc.poll() is None:
             st.daemon.stop()
         raise
