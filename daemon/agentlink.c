@@ -726,6 +726,50 @@ int fp_cmd_agent(struct fp_req *r)
 	return fp_agent_forward(r, r->cmd);
 }
 
+json_t *fp_agent_sessions_json(const struct fp_cred *c)
+{
+	json_t *out = json_array();
+	size_t n = 0, cap = 0;
+	struct entry {
+		pid_t pid;
+		char python[32];
+	} *v = NULL;
+	pthread_mutex_lock(&g_lock);
+	for (struct fp_agent *a = g_agents; a; a = a->gnext) {
+		if (atomic_load(&a->dead))
+			continue;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			struct entry *nv = realloc(v, ncap * sizeof(*nv));
+			if (!nv)
+				break;
+			v = nv;
+			cap = ncap;
+		}
+		v[n].pid = a->pid;
+		snprintf(v[n].python, sizeof(v[n].python), "%s", a->python);
+		n++;
+	}
+	pthread_mutex_unlock(&g_lock);
+	pid_t *pids = calloc(n ? n : 1, sizeof(*pids));
+	bool *allowed = calloc(n ? n : 1, sizeof(*allowed));
+	if (pids && allowed) {
+		for (size_t i = 0; i < n; i++)
+			pids[i] = v[i].pid;
+		/* A user learns of the sessions on processes they could ptrace, not others'. */
+		if (fp_auth_filter(c, pids, n, allowed) == 0)
+			for (size_t i = 0; i < n; i++)
+				if (allowed[i])
+					json_array_append_new(out, json_sprintf("%d (Python %s)",
+										(int)v[i].pid,
+										v[i].python));
+	}
+	free(pids);
+	free(allowed);
+	free(v);
+	return out;
+}
+
 int fp_cmd_detach(struct fp_req *r)
 {
 	if (fp_req_authorize(r))

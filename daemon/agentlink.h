@@ -52,6 +52,12 @@ int fp_agent_forward(struct fp_req *r, const char *cmd);
 /* `fpctl detach PID`: closes every session on a process (any connection's). */
 int fp_cmd_detach(struct fp_req *r);
 
+/*
+ * The live helper sessions on the processes c could ptrace, one string each:
+ * "PID (Python 3.11.7)" (for `fpctl status`).
+ */
+json_t *fp_agent_sessions_json(const struct fp_cred *c);
+
 /* Closes the sessions a connection opened (at its end). */
 void fp_agent_close_all(struct fp_agent **list);
 

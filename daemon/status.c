@@ -4,12 +4,14 @@
  *
  * status event: {"event":"status","pid":N,"version":"0.1.0","proto":1,
  *   "socket":"/run/fpd/fpd.sock","uptime_s":1.5,"clients":1,"max_clients_per_user":16,
- *   "max_clients":256,"refused_clients":0,"bpf":"ok","helpers":[]}
+ *   "max_clients":256,"refused_clients":0,"bpf":"ok","helpers":["1234 (Python 3.11.7)"]}
+ * (helpers: live helper sessions, on the processes the requester could ptrace)
  * (max_clients counts users other than root: root is always admitted.)
  * check event: {"event":"target","pid":N,"version":"3.11.7","exe":"..."}
  */
 #include <unistd.h>
 
+#include "agentlink.h"
 #include "bpfcheck.h"
 #include "commands.h"
 #include "fp/version.h"
@@ -31,7 +33,7 @@ int fp_cmd_status(struct fp_req *r)
 	json_object_set_new(ev, "max_clients", json_integer(lim.global));
 	json_object_set_new(ev, "refused_clients", json_integer((json_int_t)lim.refused));
 	json_object_set_new(ev, "bpf", json_string(fp_bpf_status()));
-	json_object_set_new(ev, "helpers", json_array());
+	json_object_set_new(ev, "helpers", fp_agent_sessions_json(&r->cred));
 	return fp_req_emit(r, ev);
 }
 

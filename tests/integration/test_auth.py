@@ -222,3 +222,37 @@ def test_swapped_mapped_file_not_opened(fpctl, start_target, debian_python, work
     finally:
         watch.close()
     t.ping()
+
+
+def status_helpers(fpctl, user):
+    r = fpctl("--json", "status", user=user)
+    ev = [e for e in map(json.loads, r.out.splitlines()) if e.get("event") == "status"]
+    assert len(ev) == 1, r.out
+    return ev[0]["helpers"]
+
+
+def test_status_lists_helpers_a_user_may_see(fpctl, start_target, debian_python):
+    """`status` lists the live helper sessions, to each user only those on
+    processes that user could ptrace."""
+    rootp = start_target(debian_python, "idle.py")
+    mine = start_target(debian_python, "idle.py", wrapper=as_user(NOBODY, []))
+    # A watch of a function nobody calls keeps its session open until stopped.
+    hold = [fpdtest.spawn(fpctl.command(["--timeout", "60", "attach", t.pid, "watch", "fptarget", "gettid"],
+                                        user=user),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=fpctl.env(user))
+            for t, user in ((rootp, None), (mine, NOBODY))]
+    try:
+        def both():
+            return len(status_helpers(fpctl, None)) == 2
+        fpdtest.wait_for(both, 30, "two helper sessions in fpd's status")
+        as_root = status_helpers(fpctl, None)
+        assert sorted(int(h.split()[0]) for h in as_root) == sorted([rootp.pid, mine.pid]), as_root
+        assert all(re.match(r"^\d+ \(Python 3\.\d+\.\d+\)$", h) for h in as_root), as_root
+        as_nobody = status_helpers(fpctl, NOBODY)
+        assert [int(h.split()[0]) for h in as_nobody] == [mine.pid], as_nobody
+        text = fpctl("status", user=NOBODY).out
+        assert "helpers: %d (Python" % mine.pid in text and str(rootp.pid) not in text, text
+    finally:
+        for p in hold:
+            fpdtest.stop(p)
+    fpdtest.wait_for(lambda: status_helpers(fpctl, None) == [], 30, "the sessions to end")
