@@ -575,7 +575,8 @@ class Stress(object):
                 left.append("%d threads, %d before any helper: %s"
                             % (t.task_count(), t.tasks, self.thread_names(t)))
         helpers = self.status().get("helpers") or []
-        if any(t.pid == h or (isinstance(h, dict) and h.get("pid") == t.pid) for h in helpers):
+        # Each helper is listed as "PID (Python X.Y.Z)".
+        if any(str(h).split()[0] == str(t.pid) for h in helpers):
             left.append("fpctl status still lists a helper of pid %d: %s" % (t.pid, helpers))
         if left:
             raise Verdict("leftover", "; ".join(left))
