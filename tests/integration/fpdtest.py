@@ -475,9 +475,13 @@ class Daemon(object):
         self.log = self.workdir / "fpd.log"
         self.proc = None
 
+    def command(self):
+        """How fpd is started (a subclass may wrap it)."""
+        return [self.binary, "--socket", self.socket]
+
     def start(self, timeout=60):
         with open(self.log, "wb") as log:
-            self.proc = spawn([self.binary, "--socket", self.socket], stdin=subprocess.DEVNULL,
+            self.proc = spawn(self.command(), stdin=subprocess.DEVNULL,
                               stdout=log, stderr=subprocess.STDOUT, env=clean_env())
 
         def listening():

@@ -18,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -143,25 +142,8 @@ class RestrictedDaemon(fpdtest.Daemon):
         self.cmd = (["unshare", "--mount", "--", "sh", "-c", SANDBOX, "sandbox", str(sockdir),
                      "/usr/bin/python3", "-c", MDWE] + setpriv + ["--", str(binary), "--socket", self.socket])
 
-    def start(self, timeout=60):
-        with open(self.log, "wb") as log:
-            self.proc = fpdtest.spawn(self.cmd, stdin=subprocess.DEVNULL, stdout=log,
-                                      stderr=subprocess.STDOUT, env=fpdtest.clean_env())
-
-        def listening():
-            if self.proc.poll() is not None:
-                raise AssertionError("restricted fpd exited with status %s at start:\n%s"
-                                     % (self.proc.returncode, fpdtest.tail(self.log)))
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                s.connect(self.socket)
-                return True
-            except OSError:
-                return False
-            finally:
-                s.close()
-
-        fpdtest.wait_for(listening, timeout, "the restricted fpd to listen", interval=0.05)
+    def command(self):
+        return self.cmd
 
 
 @pytest.fixture(scope="module")
