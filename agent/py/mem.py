@@ -11,12 +11,13 @@
 #
 # What it counts: every object reachable from those roots, tracked by the
 # GC or not (ints, strs and floats inside containers too), each once; not
-# counted are objects that only C code holds (and cyclic garbage the GC has
-# not collected yet).  Objects are marked as seen in a sparse bitmap keyed
-# by address (about 1/64 of the heap's address span) rather than a set of
-# ids, which would cost tens of bytes per object in the target.  The heap
-# keeps changing while it is walked, so a snapshot is approximate for the
-# objects created or freed meanwhile.
+# counted are objects that only C code holds (a C module's state included:
+# see _mem_walk) and cyclic garbage the GC has not collected yet.  Objects
+# are marked as seen in a sparse bitmap keyed by address (about 1/64 of the
+# heap's address span) rather than a set of ids, which would cost tens of
+# bytes per object in the target.  The heap keeps changing while it is
+# walked, so a snapshot is approximate for the objects created or freed
+# meanwhile.
 import _thread
 import gc
 import sys
@@ -38,7 +39,9 @@ _MEM_LOCALS = sys.version_info >= (3, 11)
 
 # Container kinds whose items can be listed in slices; 0: anything else.
 _MEM_K_PLAIN, _MEM_K_SEQ, _MEM_K_DICT, _MEM_K_SET, _MEM_K_DEQUE, _MEM_K_TYPE = 0, 1, 2, 3, 4, 5
+_MEM_K_MODULE = 6
 _MEM_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE
+_MEM_MODULE_DICT = type(sys).__dict__["__dict__"].__get__  # its md_dict, no module code run
 
 
 class _MemCancelled(Exception):
@@ -48,6 +51,8 @@ class _MemCancelled(Exception):
 def _mem_kind(t):
     if issubclass(t, type):
         return _MEM_K_TYPE
+    if issubclass(t, type(sys)):
+        return _MEM_K_MODULE
     for base, kind in ((list, _MEM_K_SEQ), (tuple, _MEM_K_SEQ), (dict, _MEM_K_DICT),
                        (set, _MEM_K_SET), (frozenset, _MEM_K_SET), (_mem_deque, _MEM_K_DEQUE)):
         if issubclass(t, base):
@@ -228,6 +233,21 @@ def _mem_walk(req):
                     stack.extend(_mem_static_type(o))
                     continue
                 refs += 32
+            elif kind == _MEM_K_MODULE:
+                # Never gc.get_referents() of a module: its traverse also
+                # visits the C module's state, and there CPython 3.12.0-3.12.5's
+                # _asyncio visits the freed iterators on its FutureIter free
+                # list (CPython gh-122695).  A reference handed out to freed
+                # memory and dropped again frees the iterator a second time,
+                # onto the free list it is already on: the list turns into a
+                # cycle, the next full collection (vmtool -a forceGc) loops
+                # over it forever with the GIL held, and two awaits may share
+                # one iterator.  Any extension's state may be built the same
+                # way, so the walk takes a module's dict only.
+                d = _MEM_MODULE_DICT(o)
+                if d is not None:
+                    stack.append(d)
+                continue
             elif kind:
                 n = _mem_len(o, kind)
                 if n >= _MEM_BIG:

@@ -177,3 +177,40 @@ def check_bad_input(ns):
         assert events == [] and last[0] == "error", (args, events, last)
         assert last[1]["exit"] == 2 and last[1]["message"].startswith(message), (args, last)
         assert "\n" not in last[1]["message"]
+
+
+class MemProbeE(object):
+    pass
+
+
+def check_module_globals_counted(ns):
+    # Reached only through a module's dict (sys.modules), which is what the
+    # walk takes of a module.
+    mod = type(sys)("fp_mem_probe_module")
+    mod.held = [MemProbeE() for _ in range(321)]
+    sys.modules[mod.__name__] = mod
+    del mod
+    try:
+        row = rows_by_type(summary(ns))["checks.MemProbeE"]
+    finally:
+        del sys.modules["fp_mem_probe_module"]
+    assert row["count"] == 321, row
+
+
+def check_asyncio_free_list_left_alone(ns):
+    """CPython 3.12.0-3.12.5's _asyncio traverses the freed iterators on
+    its FutureIter free list (gh-122695): a walk that took and dropped a
+    reference to one freed it again, onto the list it was on, so the list
+    became a cycle (the next full collection never ends) and the next two
+    awaits got one and the same iterator."""
+    import asyncio
+    loop = asyncio.new_event_loop()
+    try:
+        futures = [loop.create_future() for _ in range(2)]
+        it = iter(futures[0])
+        del it  # freed: onto the free list
+        summary(ns)
+        first, second = iter(futures[0]), iter(futures[1])
+        assert first is not second, "two live iterators are one object: %r" % first
+    finally:
+        loop.close()

@@ -1,6 +1,7 @@
 """vmtool against real targets on every interpreter (SPEC §3 vmtool)."""
 
 import json
+import subprocess
 
 import pytest
 
@@ -83,3 +84,30 @@ def test_bad_input(fpctl, target, args, rc, message):
         message += "; see 'fpctl help vmtool'"
     assert r.err == "fpctl: %s\n" % message, r.err
     target.ping()
+
+
+def test_force_gc_after_mem_summary_of_asyncio(fpctl, start_target, interp):
+    """mem summary walks every loaded module.  On CPython 3.12.0-3.12.5, what
+    gc.get_referents() gives of the _asyncio module includes the freed
+    iterators on its FutureIter free list (CPython gh-122695); a walk that
+    took and dropped them freed them twice, the list became a cycle, and
+    the next full collection spun over it forever holding the GIL (the
+    stress test's forceGc hang on 3.12.1).  A freed iterator is put on that
+    list first, as any finished await does."""
+    t = start_target(interp.python, "values_target.py")
+    code = "\n".join([
+        "import asyncio",
+        "loop = asyncio.new_event_loop()",
+        "it = iter(loop.create_future())",
+        "del it",
+        "loop.close()",
+        "print('iterator freed')",
+    ]) + "\n"
+    r = subprocess.run(fpctl.command(["attach", t.pid, "console"]), input=code.encode(),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=fpctl.env(), timeout=120)
+    assert r.returncode == 0 and r.stdout.decode() == "iterator freed\n", r
+    r = fpctl("attach", t.pid, "mem", "summary")
+    assert " objects, " in r.out and " types (walked in " in r.out, r.out
+    r = fpctl("--timeout", "60", "attach", t.pid, "vmtool", "-a", "forceGc", check=False)
+    assert r.rc == 0 and r.out.startswith("Garbage collection done: "), r
+    t.ping()
