@@ -42,6 +42,12 @@
 #define MAX_COUNTED_FRAMES 1000000
 #define MAX_LOCALS	   256
 
+/*
+ * co_flags of code that can suspend (CO_GENERATOR, CO_COROUTINE,
+ * CO_ITERABLE_COROUTINE, CO_ASYNC_GENERATOR): the same values in 3.6-3.13.
+ */
+#define CO_SUSPENDABLE (0x20 | 0x80 | 0x100 | 0x200)
+
 /* CO_FAST_* kinds of co_localspluskinds (3.11+). */
 #define CO_FAST_CELL 0x40
 #define CO_FAST_FREE 0x80
@@ -161,7 +167,8 @@ struct raw_frame {
 	int64_t lasti; /* byte offset of the current instruction, < 0 before the first */
 	uint64_t locals;
 	bool entry;
-	bool shim; /* 3.12+: the C-stack marker frame pushed by each eval-loop entry */
+	bool shim;	/* 3.12+: the C-stack marker frame pushed by each eval-loop entry */
+	bool generator; /* 3.11+: owned by a generator or coroutine */
 };
 
 static int read_raw_frame(struct walker *w, uint64_t addr, struct raw_frame *rf)
@@ -194,6 +201,8 @@ static int read_raw_frame(struct walker *w, uint64_t addr, struct raw_frame *rf)
 	}
 	if (l->if_is_entry != FP_NO_FIELD)
 		rf->entry = blob[l->if_is_entry] != 0;
+	if (l->owner_generator != FP_NO_FIELD && l->if_owner != FP_NO_FIELD)
+		rf->generator = blob[l->if_owner] == (uint8_t)l->owner_generator;
 	uint64_t instr = fp_blob_u64(blob, l->if_instr);
 	uint64_t start = rf->code + (uint64_t)l->co_code_adaptive;
 	rf->lasti = instr >= start ? (int64_t)(instr - start) : -1;
@@ -223,6 +232,22 @@ static uint64_t top_frame(struct walker *w, const uint8_t *ts)
 	return f;
 }
 
+/*
+ * 3.11, 3.12: a thread inside the eval loop (its cframe is not the root one)
+ * whose current frame reads NULL is between two frames: an entry into the
+ * eval loop that has pushed its cframe but not yet set its frame, or a
+ * return that has not yet popped it.  Read now, it would show no Python
+ * frame at all.
+ */
+static bool between_frames(struct walker *w, uint64_t tstate, const uint8_t *ts)
+{
+	const struct fp_layout *l = w->l;
+	if (l->frame_model != FP_FRAMES_CFRAME || l->ts_root_cframe == FP_NO_FIELD)
+		return false;
+	uint64_t cframe = fp_blob_u64(ts, l->ts_cframe);
+	return cframe && cframe != tstate + (uint64_t)l->ts_root_cframe && !top_frame(w, ts);
+}
+
 static int append_frame(struct fp_thread *t, size_t *cap, struct fp_frame *f)
 {
 	if (t->nframes == *cap) {
@@ -247,6 +272,7 @@ static int walk_frames(struct walker *w, uint64_t frame, struct fp_thread *t)
 	size_t cap = 0;
 	int rc = 0;
 	struct fp_frame *last_py = NULL;
+	bool last_generator = false;
 	size_t count = 0;
 	while (frame && count < MAX_COUNTED_FRAMES) {
 		if (!set_add(&seen, frame)) {
@@ -288,8 +314,16 @@ static int walk_frames(struct walker *w, uint64_t frame, struct fp_thread *t)
 			break;
 		}
 		last_py = &t->frames[t->nframes - 1];
+		last_generator = rf.generator || (ci->flags & CO_SUSPENDABLE) != 0;
 		frame = rf.next;
 	}
+	/*
+	 * A generator or coroutine frame always has its caller below it while it
+	 * runs, and loses the link when it suspends: a walk that ends there read
+	 * it just as it suspended, and the thread's outer frames are missing.
+	 */
+	if (rc == 0 && last_generator && frame == 0)
+		rc = -1;
 	/* The outermost Python frame was necessarily entered from C. */
 	if (last_py)
 		last_py->entry = true;
@@ -744,7 +778,8 @@ static bool read_round(struct walker *w, const struct round *rd, size_t tsz, str
 		t.state = thread_state(w->py->pid, task, gils[in].holder == t.tstate, &gils[in]);
 		if (!carry_frames(old, &t)) {
 			fp_mem_cache_reset(w->cache);
-			if (walk_frames(w, top_frame(w, blob), &t) != 0) {
+			if (between_frames(w, t.tstate, blob) ||
+			    walk_frames(w, top_frame(w, blob), &t) != 0) {
 				char msg[128];
 				snprintf(msg, sizeof(msg),
 					 "the stack kept changing while it was read; showing the "

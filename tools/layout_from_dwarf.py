@@ -137,6 +137,7 @@ def compute(major, minor):
     # 3.10 has a tstate->cframe too, but without current_frame: not a frame chain.
     L["ts_cframe"] = off(ts, "cframe") if L["frame_model"] == FRAMES_CFRAME else NO
     L["cframe_current_frame"] = first(cframe, "current_frame")
+    L["ts_root_cframe"] = off(ts, "root_cframe") if L["frame_model"] == FRAMES_CFRAME else NO
     L["ts_current_frame"] = first(ts, "current_frame")
     L["ts_thread_id"] = first(ts, "thread_id")
     L["ts_native_thread_id"] = first(ts, "native_thread_id")
@@ -155,8 +156,9 @@ def compute(major, minor):
     L["if_is_entry"] = first(iframe, "is_entry")
     L["if_size"] = L["if_localsplus"]
     L["owner_cstack"] = enum_value("FRAME_OWNED_BY_CSTACK")
+    L["owner_generator"] = enum_value("FRAME_OWNED_BY_GENERATOR")
 
-    for m in ("co_argcount", "co_nlocals", "co_firstlineno", "co_filename", "co_name",
+    for m in ("co_argcount", "co_nlocals", "co_flags", "co_firstlineno", "co_filename", "co_name",
               "co_qualname"):
         L[m] = first(code, m)
     L["co_linetable"] = first(code, "co_linetable", "co_lnotab")

@@ -147,6 +147,8 @@ static int decode(struct fp_codecache *cc, uint64_t addr, struct fp_code_info *c
 		return -1;
 	}
 	c->firstlineno = fp_blob_i32(blob, l->co_firstlineno);
+	if (l->co_flags != FP_NO_FIELD)
+		c->flags = (uint32_t)fp_blob_i32(blob, l->co_flags);
 	uint64_t tobj = fp_blob_u64(blob, l->co_linetable);
 	size_t cap = 4096, len = 0;
 	c->table = malloc(cap);

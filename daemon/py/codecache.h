@@ -22,6 +22,7 @@ struct fp_code_info {
 	char *file;
 	char *func;
 	int firstlineno;
+	uint32_t flags; /* co_flags, 0 where the layout does not have it */
 	uint8_t *table;
 	size_t tlen;
 	char **names;	/* local names in localsplus order, when the cache reads them */

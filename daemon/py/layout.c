@@ -72,6 +72,7 @@ static const struct fp_layout layout_36 = {
     .ts_frame = 24,
     .ts_cframe = NO,
     .cframe_current_frame = NO,
+    .ts_root_cframe = NO,
     .ts_current_frame = NO,
     .ts_thread_id = 152,
     .ts_native_thread_id = NO, /* 3.11+; tid from glibc's struct pthread */
@@ -87,8 +88,10 @@ static const struct fp_layout layout_36 = {
     .if_is_entry = NO,
     .if_size = NO,
     .owner_cstack = NO,
+    .owner_generator = NO,
     .co_argcount = 16,
     .co_nlocals = 24,
+    .co_flags = 32,
     .co_firstlineno = 36,
     .co_filename = 96,
     .co_name = 104,
@@ -154,6 +157,7 @@ static const struct fp_layout layout_37 = {
     .ts_frame = 24,
     .ts_cframe = NO,
     .cframe_current_frame = NO,
+    .ts_root_cframe = NO,
     .ts_current_frame = NO,
     .ts_thread_id = 176,
     .ts_native_thread_id = NO,
@@ -169,8 +173,10 @@ static const struct fp_layout layout_37 = {
     .if_is_entry = NO,
     .if_size = NO,
     .owner_cstack = NO,
+    .owner_generator = NO,
     .co_argcount = 16,
     .co_nlocals = 24,
+    .co_flags = 32,
     .co_firstlineno = 36,
     .co_filename = 96,
     .co_name = 104,
@@ -236,6 +242,7 @@ static const struct fp_layout layout_38 = {
     .ts_frame = 24,
     .ts_cframe = NO,
     .cframe_current_frame = NO,
+    .ts_root_cframe = NO,
     .ts_current_frame = NO,
     .ts_thread_id = 176,
     .ts_native_thread_id = NO,
@@ -251,8 +258,10 @@ static const struct fp_layout layout_38 = {
     .if_is_entry = NO,
     .if_size = NO,
     .owner_cstack = NO,
+    .owner_generator = NO,
     .co_argcount = 16,
     .co_nlocals = 28,
+    .co_flags = 36,
     .co_firstlineno = 40,
     .co_filename = 104,
     .co_name = 112,
@@ -318,6 +327,7 @@ static const struct fp_layout layout_39 = {
     .ts_frame = 24,
     .ts_cframe = NO,
     .cframe_current_frame = NO,
+    .ts_root_cframe = NO,
     .ts_current_frame = NO,
     .ts_thread_id = 176,
     .ts_native_thread_id = NO,
@@ -333,8 +343,10 @@ static const struct fp_layout layout_39 = {
     .if_is_entry = NO,
     .if_size = NO,
     .owner_cstack = NO,
+    .owner_generator = NO,
     .co_argcount = 16,
     .co_nlocals = 28,
+    .co_flags = 36,
     .co_firstlineno = 40,
     .co_filename = 104,
     .co_name = 112,
@@ -400,6 +412,7 @@ static const struct fp_layout layout_310 = {
     .ts_frame = 24,
     .ts_cframe = NO, /* 3.10's CFrame has no current_frame */
     .cframe_current_frame = NO,
+    .ts_root_cframe = NO,
     .ts_current_frame = NO,
     .ts_thread_id = 176,
     .ts_native_thread_id = NO,
@@ -415,8 +428,10 @@ static const struct fp_layout layout_310 = {
     .if_is_entry = NO,
     .if_size = NO,
     .owner_cstack = NO,
+    .owner_generator = NO,
     .co_argcount = 16,
     .co_nlocals = 28,
+    .co_flags = 36,
     .co_firstlineno = 40,
     .co_filename = 104,
     .co_name = 112,
@@ -482,6 +497,7 @@ static const struct fp_layout layout_311 = {
     .ts_frame = NO,
     .ts_cframe = 56,
     .cframe_current_frame = 8, /* after int use_tracing */
+    .ts_root_cframe = 336,
     .ts_current_frame = NO,
     .ts_thread_id = 152,
     .ts_native_thread_id = 160,
@@ -497,8 +513,10 @@ static const struct fp_layout layout_311 = {
     .if_is_entry = 68,
     .if_size = 72, /* offsetof(localsplus) */
     .owner_cstack = NO,
+    .owner_generator = 1,
     .co_argcount = 56,
     .co_nlocals = 80,
+    .co_flags = 48,
     .co_firstlineno = 72,
     .co_filename = 112,
     .co_name = 120,
@@ -564,6 +582,7 @@ static const struct fp_layout layout_312 = {
     .ts_frame = NO,
     .ts_cframe = 56,
     .cframe_current_frame = 0, /* use_tracing is gone */
+    .ts_root_cframe = 272,
     .ts_current_frame = NO,
     .ts_thread_id = 136,
     .ts_native_thread_id = 144,
@@ -579,8 +598,10 @@ static const struct fp_layout layout_312 = {
     .if_is_entry = NO,
     .if_size = 72,
     .owner_cstack = 3,
+    .owner_generator = 1,
     .co_argcount = 52,
     .co_nlocals = 80,
+    .co_flags = 48,
     .co_firstlineno = 68,
     .co_filename = 112,
     .co_name = 120,
@@ -638,13 +659,16 @@ static const struct fp_layout supplement_313 = {
     .ts_frame = NO,
     .ts_cframe = NO,
     .cframe_current_frame = NO,
+    .ts_root_cframe = NO,
     .fo_back = NO,
     .fo_code = NO,
     .fo_lasti = NO,
     .fo_localsplus = NO,
     .if_is_entry = NO,
     .owner_cstack = 3,
+    .owner_generator = 1,
     .co_nlocals = 80,
+    .co_flags = 48,
     .co_varnames = NO,
     .co_cellvars = NO,
     .co_freevars = NO,
@@ -863,6 +887,7 @@ int fp_layout_from_debug_offsets(const void *buf, unsigned long len, struct fp_l
 	X(ts_frame)                                                                                \
 	X(ts_cframe)                                                                               \
 	X(cframe_current_frame)                                                                    \
+	X(ts_root_cframe)                                                                          \
 	X(ts_current_frame)                                                                        \
 	X(ts_thread_id)                                                                            \
 	X(ts_native_thread_id)                                                                     \
@@ -878,8 +903,10 @@ int fp_layout_from_debug_offsets(const void *buf, unsigned long len, struct fp_l
 	X(if_is_entry)                                                                             \
 	X(if_size)                                                                                 \
 	X(owner_cstack)                                                                            \
+	X(owner_generator)                                                                         \
 	X(co_argcount)                                                                             \
 	X(co_nlocals)                                                                              \
+	X(co_flags)                                                                                \
 	X(co_firstlineno)                                                                          \
 	X(co_filename)                                                                             \
 	X(co_name)                                                                                 \

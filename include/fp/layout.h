@@ -79,6 +79,7 @@ struct fp_layout {
 	int32_t ts_frame;  /* <= 3.10: PyFrameObject *frame */
 	int32_t ts_cframe; /* 3.11, 3.12: _PyCFrame *cframe */
 	int32_t cframe_current_frame;
+	int32_t ts_root_cframe;	     /* the cframe of a thread outside the eval loop (3.11, 3.12) */
 	int32_t ts_current_frame;    /* 3.13+ */
 	int32_t ts_thread_id;	     /* pthread_t, the key of threading._active */
 	int32_t ts_native_thread_id; /* 3.11+: kernel tid in the target's pid namespace; before,
@@ -99,10 +100,13 @@ struct fp_layout {
 	int32_t if_is_entry;  /* bool is_entry (3.11 only) */
 	int32_t if_size;      /* bytes of the fixed part, read in one go */
 	int32_t owner_cstack; /* FRAME_OWNED_BY_CSTACK value, or FP_NO_FIELD */
+	/* FRAME_OWNED_BY_GENERATOR (3.11+): such a frame is never a thread's outermost */
+	int32_t owner_generator;
 
 	/* PyCodeObject */
 	int32_t co_argcount;
 	int32_t co_nlocals; /* number of plain locals (used <= 3.10) */
+	int32_t co_flags;   /* CO_GENERATOR, CO_COROUTINE, ...: see stack.c's walk */
 	int32_t co_firstlineno;
 	int32_t co_filename;
 	int32_t co_name;

@@ -180,3 +180,26 @@ def test_state_of_ended_thread(fpctl, interp, start_target, fmt):
         [(name, target.threads[name].tid) for name in ("MainThread", "sleeper")], out
     assert "1 thread state could not be tied to a live thread" in (dump_note(fmt, out) or ""), out
     target.ping()
+
+
+COROUTINE_DUMPS = 150
+
+
+def test_coroutine_suspending_mid_read(fpctl, interp, start_target):
+    """A coroutine that suspends while its thread's stack is read: the walk
+    may meet its frame just as it lost the link to its caller.  Every dump
+    shows the loop thread down to its bottom frame (run_loop), or says that
+    its stack could not be read whole; never a stack cut at a coroutine."""
+    target = start_target(interp.python, "coro_churn.py")
+    cut = []
+    for i in range(COROUTINE_DUMPS):
+        fmt = ("text", "json")[i % 2]
+        args = ["attach", target.pid, "stack"] + (["--json"] if fmt == "json" else [])
+        dump = fpdtest.parse(fmt, strip_note(fmt, fpctl(*args).out))
+        loop = dump.by_name("loop-thread")
+        funcs = [f.func for f in loop.python()]
+        if loop.error is None and not any(f.endswith("run_loop") for f in funcs):
+            cut.append("%s dump %d: %s" % (fmt, i, " <- ".join(reversed(funcs))))
+    assert not cut, "%d of %d dumps cut the loop thread's stack without saying so:\n%s" % (
+        len(cut), COROUTINE_DUMPS, "\n".join(cut[:10]))
+    target.ping()

@@ -83,6 +83,7 @@ static void check_table(const struct fp_layout *l)
 		/* 3.11 marks C-called frames with is_entry, later versions with an owner */
 		assert_true((l->if_is_entry >= 0) == (minor == 11));
 		assert_true((l->owner_cstack >= 0) == (minor >= 12));
+		assert_true(l->owner_generator >= 0);
 		assert_inside(l->co_qualname, 8, l->co_size);
 		assert_inside(l->co_localsplusnames, 8, l->co_size);
 		assert_int_equal(l->co_code_adaptive, l->co_size);
@@ -90,6 +91,7 @@ static void check_table(const struct fp_layout *l)
 		assert_inside(l->co_varnames, 8, l->co_size);
 		assert_inside(l->co_nlocals, 4, l->co_size);
 	}
+	assert_inside(l->co_flags, 4, l->co_size);
 	assert_inside(l->co_filename, 8, l->co_size);
 	assert_inside(l->co_name, 8, l->co_size);
 	assert_inside(l->co_linetable, 8, l->co_size);
@@ -199,6 +201,7 @@ static const struct fp_layout expected_313 = {
     .ts_frame = NO,
     .ts_cframe = NO,
     .cframe_current_frame = NO,
+    .ts_root_cframe = NO,
     .ts_current_frame = 72,
     .ts_thread_id = 152,
     .ts_native_thread_id = 160,
@@ -214,8 +217,10 @@ static const struct fp_layout expected_313 = {
     .if_is_entry = NO,
     .if_size = 72,
     .owner_cstack = 3,
+    .owner_generator = 1,
     .co_argcount = 52,
     .co_nlocals = 80,
+    .co_flags = 48,
     .co_firstlineno = 68,
     .co_filename = 112,
     .co_name = 120,

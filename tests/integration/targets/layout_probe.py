@@ -250,6 +250,27 @@ def check_frames(arg):
               [0] * (len(frames) - 1) + [1])
     if has("owner_cstack"):
         check("owner_cstack", cstack >= 1, True)
+    if has("ts_root_cframe"):
+        # The cframes of nested eval loops lead back to the thread's root one
+        # (_PyCFrame.previous follows current_frame in 3.11 and 3.12).
+        c, last = cframe, None
+        while c:
+            last, c = c, ptr(c + L["cframe_current_frame"] + 8)
+        check("ts_root_cframe", (cframe != ts + L["ts_root_cframe"], last),
+              (True, ts + L["ts_root_cframe"]))
+    if has("owner_generator"):
+        check("owner_generator", next(generator_owner()), L["owner_generator"])
+
+
+def generator_owner():
+    """Yields the owner byte of the running frame: its own, a generator's."""
+    ts = api.PyThreadState_Get()
+    if L["frame_model"] == FRAMES_CFRAME:
+        cframe = ctypes.c_void_p.from_address(ts + L["ts_cframe"]).value
+        fr = ctypes.c_void_p.from_address(cframe + L["cframe_current_frame"]).value
+    else:
+        fr = ctypes.c_void_p.from_address(ts + L["ts_current_frame"]).value
+    yield u8(fr + L["if_owner"])
 
 
 def check_code():
@@ -269,6 +290,7 @@ def check_code():
     check("linetable", L["linetable"], kind)
     table = code.co_linetable if kind > 1 else code.co_lnotab
     check("co_linetable", ptr(at + L["co_linetable"]), id(table))
+    check("co_flags", i32(at + L["co_flags"]), code.co_flags)
     for name in ("co_firstlineno", "co_argcount", "co_nlocals", "co_nlocalsplus"):
         if has(name):
             want = getattr(code, name) if name != "co_nlocalsplus" else \
