@@ -158,7 +158,16 @@ def rfpd(build, unit_caps):
     # ReadWritePaths' stand-in: outside /tmp, which is private to fpd.
     sockdir = Path(tempfile.mkdtemp(prefix="fpd-svc-", dir="/run" if os.path.isdir("/run") else None))
     sockdir.chmod(0o755)
-    daemon = RestrictedDaemon(build / "fpd", sockdir, *unit_caps)
+    # Installed the way `make install` lays it out (the helper libraries next
+    # to fpd), where the sandbox shows it: a checkout under /tmp is hidden
+    # by the private /tmp.
+    bindir = sockdir / "bin"
+    bindir.mkdir()
+    bindir.chmod(0o755)
+    for name in ("fpd", "libfpagent.so", "libfpcupti.so"):
+        if (build / name).exists():
+            shutil.copy2(str(build / name), str(bindir / name))
+    daemon = RestrictedDaemon(bindir / "fpd", sockdir, *unit_caps)
     try:
         daemon.start()
         yield daemon
