@@ -664,6 +664,7 @@ struct dump {
 	bool unlisted;	  /* the process's tasks could not be listed: tids unchecked */
 	const char *torn; /* the list walk of the round it comes from was torn */
 	bool capped;
+	size_t unnamed; /* threads shown by their kernel name: threading's could not be read */
 };
 
 static int add_thread(struct fp_stack *s, size_t *cap)
@@ -678,6 +679,23 @@ static int add_thread(struct fp_stack *s, size_t *cap)
 	}
 	memset(&s->threads[s->nthreads++], 0, sizeof(struct fp_thread));
 	return 0;
+}
+
+/*
+ * The name threading gave the same thread (same state, ident and tid) in an
+ * earlier round, for a round whose read of threading's registry was torn:
+ * a thread keeps its name, and under churn the registry may be changing at
+ * every round.
+ */
+static const char *earlier_name(const struct dump *old, const struct fp_thread *t)
+{
+	for (size_t i = 0; i < old->st.nthreads; i++) {
+		const struct fp_thread *o = &old->st.threads[i];
+		if (o->named && o->tstate == t->tstate && o->ident == t->ident &&
+		    o->nstid == t->nstid)
+			return o->name;
+	}
+	return NULL;
 }
 
 /*
@@ -729,12 +747,15 @@ static bool read_round(struct walker *w, const struct round *rd, size_t tsz, str
 	bool clean = !rd->torn;
 	struct name_map names[MAX_INTERPRETERS];
 	struct gil_info gils[MAX_INTERPRETERS];
+	bool names_torn[MAX_INTERPRETERS] = {false};
 	memset(names, 0, sizeof(names));
 	for (size_t i = 0; i < rd->ninterps; i++) {
 		read_gil(w, rd->interps[i], &gils[i]);
 		int r = fp_py_threads(&w->ctx, rd->interps[i], collect_name, &names[i]);
-		if (r < 0 && r != -ENOTSUP)
+		if (r < 0 && r != -ENOTSUP) {
 			clean = false;
+			names_torn[i] = true;
+		}
 	}
 	/*
 	 * The tasks after the names: a thread still alive now was alive when its
@@ -774,6 +795,12 @@ static bool read_round(struct walker *w, const struct round *rd, size_t tsz, str
 			continue;
 		}
 		const char *name = name_of(&names[in], t.ident, t.nstid);
+		if (!name && names_torn[in]) {
+			name = earlier_name(old, &t);
+			if (!name)
+				out->unnamed++;
+		}
+		t.named = name != NULL;
 		snprintf(t.name, sizeof(t.name), "%s", name ? name : task ? task->comm : "?");
 		t.state = thread_state(w->py->pid, task, gils[in].holder == t.tstate, &gils[in]);
 		if (!carry_frames(old, &t)) {
@@ -815,6 +842,13 @@ static void dump_note(struct fp_stack *s, const struct dump *d, bool tids_known)
 				      "state left by one that ended) and %s not shown",
 				      n ? "; " : "", d->unknown, d->unknown == 1 ? "" : "s",
 				      SNAPSHOT_TRIES, d->unknown == 1 ? "is" : "are");
+	if (d->unnamed && n < sizeof(note))
+		n +=
+		    (size_t)snprintf(note + n, sizeof(note) - n,
+				     "%sthreading's names kept changing while they were read (%d "
+				     "tries): %zu thread%s shown by %s kernel name",
+				     n ? "; " : "", SNAPSHOT_TRIES, d->unnamed,
+				     d->unnamed == 1 ? "" : "s", d->unnamed == 1 ? "its" : "their");
 	if (d->capped && n < sizeof(note))
 		n += (size_t)snprintf(note + n, sizeof(note) - n,
 				      "%smore than %d threads: only the first %d are shown",

@@ -48,6 +48,7 @@ struct fp_thread {
 	uint64_t ident; /* threading.get_ident() */
 	uint64_t tstate;
 	char name[64]; /* Python thread name, or the kernel comm */
+	bool named;    /* name is threading's (not the comm) */
 	const char
 	    *state; /* "running", "holding GIL", "waiting for GIL", "idle", "sleeping", "unknown" */
 	struct fp_frame *frames; /* innermost first */
