@@ -47,6 +47,7 @@ when anything failed.
 """
 
 import argparse
+import atexit
 import collections
 import json
 import os
@@ -66,6 +67,21 @@ sys.path.insert(0, str(HERE.parents[0] / "integration"))
 import fpdtest  # noqa: E402
 
 SCRIPT = HERE / "targets" / "stress_target.py"
+
+
+def visible(script):
+    """The target script where each target's private /tmp, /var/tmp and
+    /dev/shm (WRAPPER) do not hide it: a checkout under one of them is
+    copied to a directory of its own in /run for the run."""
+    if not str(script).startswith(("/tmp/", "/var/tmp/", "/dev/shm/")):
+        return script
+    d = Path(tempfile.mkdtemp(prefix="fpd-stress-", dir="/run"))
+    d.chmod(0o755)
+    atexit.register(shutil.rmtree, str(d), True)
+    return Path(shutil.copy2(str(script), str(d / script.name)))
+
+
+SCRIPT = visible(SCRIPT)
 STATES = ["cpu", "sleep", "read", "threads", "gil", "asyncio", "churn"]
 # The function each persistent thread of a state runs (a stack must show it).
 ENTRY = {"MainThread": "main", "spinner": "loop_cpu", "sleeper": "loop_sleep", "reader": "loop_read",
