@@ -99,25 +99,6 @@ static const char *agent_path(void)
 	return found;
 }
 
-static unsigned long long proc_start_time(pid_t pid)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	/* Field 22; the comm field (2) may hold spaces, so count after its ')'. */
-	char *p = strrchr(buf, ')');
-	for (int field = 2; p && field < 22; field++)
-		p = strchr(p + 1, ' ');
-	return p ? strtoull(p + 1, NULL, 10) : 0;
-}
-
 static int64_t mono_ms(void)
 {
 	struct timespec ts;
@@ -449,7 +430,7 @@ static int open_session(struct fp_req *r, const struct fp_python *py, struct fp_
 	a->pid = r->pid;
 	a->fd = fd;
 	fd = -1;
-	a->start_time = proc_start_time(r->pid);
+	a->start_time = fp_proc_start_time(r->pid);
 	snprintf(a->python, sizeof(a->python), "%s",
 		 json_string_value(json_object_get(hello, "python"))
 		     ? json_string_value(json_object_get(hello, "python"))
@@ -547,7 +528,7 @@ static bool target_gone_now(const struct fp_agent *a)
 	struct fp_proc_info info;
 	if (fp_proc_info(a->pid, &info) || info.state == 'Z' || info.state == 'X')
 		return true;
-	return proc_start_time(a->pid) != a->start_time;
+	return fp_proc_start_time(a->pid) != a->start_time;
 }
 
 /*
